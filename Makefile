@@ -1,0 +1,37 @@
+# The README's commands. Each target bootstraps .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint format bench docs clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m bioflow.demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bioflow tests benchmarks data_recipes
+	$(VENV)/bin/ruff format --check bioflow tests benchmarks data_recipes
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format bioflow tests benchmarks data_recipes
+	$(VENV)/bin/ruff check --fix bioflow tests benchmarks data_recipes
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps torchcfm
+	$(PY) benchmarks/dynamics_vs_torchcfm.py
+
+clean:
+	rm -rf $(VENV) runs docs/_build

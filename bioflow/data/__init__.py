@@ -1,0 +1,20 @@
+"""Data layer: the only place that reads AnnData and FASTA."""
+
+from bioflow.data.anndata import (
+    CellTimeSeries,
+    TimeSpec,
+    read_representation,
+    read_time_series,
+    resolve_time,
+)
+from bioflow.data.cells import CellDynamicsDataModule, CellPairDataset
+
+__all__ = [
+    "CellDynamicsDataModule",
+    "CellPairDataset",
+    "CellTimeSeries",
+    "TimeSpec",
+    "read_representation",
+    "read_time_series",
+    "resolve_time",
+]

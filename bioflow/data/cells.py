@@ -1,0 +1,264 @@
+"""Minibatches of consecutive time points for the cell-dynamics models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from bioflow.data.anndata import CellTimeSeries, read_time_series
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = None) -> dict:
+    """Apply ``coupling`` to every interval of a batch from :class:`CellPairDataset`.
+
+    Parameters
+    ----------
+    coupling
+        A :class:`~bioflow.core.Coupling`.
+    batch
+        ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,)}``.
+    generator
+        Torch generator for couplings that sample.
+
+    Returns
+    -------
+    dict
+        The batch with ``x1`` re-ordered into pairs, ``"weight"`` ``(I, B)`` when the
+        coupling weights pairs, and ``"paired": True``.
+    """
+    x1s, ws = [], []
+    for i in range(batch["x0"].shape[0]):
+        cb = coupling(batch["x0"][i], batch["x1"][i], generator=generator)
+        x1s.append(cb.x1)
+        ws.append(cb.weight)
+    out = dict(batch, x1=torch.stack(x1s), paired=True)
+    if ws[0] is not None:
+        out["weight"] = torch.stack(ws)
+    return out
+
+
+class CellPairDataset(IterableDataset):
+    """Endless stream of batches, one minibatch per consecutive pair of kept times.
+
+    Each batch is ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,)}`` with ``I``
+    the number of intervals.  Under DDP every rank (and every loader worker) draws from its
+    own disjoint shard of the cells of each time, so ranks see different cells.
+
+    Parameters
+    ----------
+    series
+        The cells, from :func:`~bioflow.data.read_time_series`.
+    batch_size
+        Cells per time point per batch.
+    steps_per_epoch
+        Batches per epoch (per rank).
+    seed
+        Base seed; the shard and draws depend on it, the rank and the worker.
+    coupling
+        Optional coupling applied here (in the loader workers, overlapping the training
+        step) instead of in the model.
+    """
+
+    def __init__(
+        self,
+        series: CellTimeSeries,
+        batch_size: int = 256,
+        steps_per_epoch: int = 100,
+        seed: int = 0,
+        coupling=None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.series = series
+        self.x = torch.from_numpy(series.x)
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.seed = seed
+        self.coupling = coupling
+        self.epoch = 0
+
+    def shard_indices(self, rank: int, world: int) -> dict[int, np.ndarray]:
+        """Cells of each kept time assigned to ``rank`` of ``world`` (disjoint across ranks)."""
+        rng = np.random.default_rng(self.seed)
+        out = {}
+        for k in self.series.kept:
+            idx = rng.permutation(self.series.cells_at(k))
+            part = idx[rank::world]
+            out[k] = part if len(part) else idx  # too few cells to shard: share them
+        return out
+
+    def __iter__(self):
+        rank, world = _rank_and_world()
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        shards = self.shard_indices(rank, world)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + rank * 7919 + wid * 104729
+                                          + self.epoch * 15485863)
+        self.epoch += 1
+        intervals = self.series.intervals()
+        values = self.series.spec.values
+        t0 = torch.tensor([values[a] for a, _ in intervals], dtype=torch.float32)
+        t1 = torch.tensor([values[b] for _, b in intervals], dtype=torch.float32)
+        n_steps = len(range(wid, self.steps_per_epoch, nw))
+        for _ in range(n_steps):
+            x0 = torch.stack([self._draw(shards[a], g) for a, _ in intervals])
+            x1 = torch.stack([self._draw(shards[b], g) for _, b in intervals])
+            batch = {"x0": x0, "x1": x1, "t0": t0, "t1": t1}
+            if self.coupling is not None:
+                batch = couple_intervals(self.coupling, batch, g)
+            yield batch
+
+    def _draw(self, idx: np.ndarray, g: torch.Generator) -> torch.Tensor:
+        n = len(idx)
+        if n >= self.batch_size:
+            pick = torch.randperm(n, generator=g)[: self.batch_size]
+        else:
+            pick = torch.randint(n, (self.batch_size,), generator=g)
+        return self.x[torch.as_tensor(idx)[pick]]
+
+
+class CellDynamicsDataModule(L.LightningDataModule):
+    """LightningDataModule over a time-series AnnData (in memory or an ``.h5ad`` path).
+
+    Training batches hold one minibatch per consecutive pair of kept times.  Validation
+    pushes up to ``val_cells`` cells of each kept time to the next kept time, and from the
+    last kept time before each excluded time to that time (the held-out check).
+
+    Parameters
+    ----------
+    adata
+        AnnData, or a path to an ``.h5ad`` file.
+    time_key
+        Column of ``.obs`` with numeric or ordered-categorical times.
+    use_rep
+        Key of ``.obsm`` to model; ``None`` for ``.X`` (dense or sparse).
+    exclude_times
+        Time labels to hold out of training.
+    batch_size
+        Cells per time point per step.
+    steps_per_epoch
+        Training batches per epoch.
+    val_cells
+        Cells per time in validation.
+    num_workers
+        Loader workers; with workers, the model's coupling runs inside them.
+    seed
+        Seed of the draws.
+    backed
+        Open an ``.h5ad`` path in backed mode (only the needed matrix is read to memory).
+
+    Examples
+    --------
+    >>> import bioflow
+    >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=50)
+    >>> dm = bioflow.data.CellDynamicsDataModule(adata, time_key="time", use_rep="X_pca")
+    >>> dm.dim
+    10
+    """
+
+    def __init__(
+        self,
+        adata: Any,
+        time_key: str = "time",
+        use_rep: str | None = None,
+        exclude_times: Sequence = (),
+        batch_size: int = 256,
+        steps_per_epoch: int = 100,
+        val_cells: int = 512,
+        num_workers: int = 0,
+        seed: int = 0,
+        backed: bool = False,
+    ) -> None:
+        super().__init__()
+        if isinstance(adata, str | bytes) or hasattr(adata, "__fspath__"):
+            import anndata as ad
+
+            adata = ad.read_h5ad(adata, backed="r" if backed else None)
+        series = read_time_series(adata, time_key, use_rep, exclude_times)
+        self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
+
+    def _configure(self, series, batch_size, steps_per_epoch, val_cells, num_workers, seed):
+        self.series = series
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.val_cells = val_cells
+        self.num_workers = num_workers
+        self.seed = seed
+        self.coupling = None  # set by the model when coupling runs in the loader workers
+
+    @classmethod
+    def from_series(
+        cls,
+        series: CellTimeSeries,
+        batch_size: int = 256,
+        steps_per_epoch: int = 100,
+        val_cells: int = 512,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> CellDynamicsDataModule:
+        """Build the DataModule from an already validated :class:`CellTimeSeries`."""
+        dm = cls.__new__(cls)
+        L.LightningDataModule.__init__(dm)
+        dm._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
+        return dm
+
+    @property
+    def dim(self) -> int:
+        """Number of features modelled."""
+        return self.series.dim
+
+    @property
+    def data_spec(self) -> dict:
+        """Description of the data stored in a fitted model."""
+        return self.series.data_spec()
+
+    def train_dataloader(self) -> DataLoader:
+        ds = CellPairDataset(
+            self.series, self.batch_size, self.steps_per_epoch, self.seed, self.coupling
+        )
+        return DataLoader(
+            ds,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_batches(self) -> list[dict]:
+        """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets."""
+        s = self.series
+        rng = np.random.default_rng(self.seed + 1)
+
+        def cells(k):
+            idx = s.cells_at(k)
+            if len(idx) > self.val_cells:
+                idx = rng.choice(idx, self.val_cells, replace=False)
+            return torch.from_numpy(s.x[idx])
+
+        out = []
+        for a, b in s.intervals():
+            out.append({"x0": cells(a), "x1": cells(b), "t0": s.spec.values[a],
+                        "t1": s.spec.values[b], "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
+                        "holdout": False})
+        for h in sorted(set(range(len(s.spec.labels))) - set(s.kept)):
+            prev = [k for k in s.kept if k < h]
+            if prev:
+                a = prev[-1]
+                out.append({"x0": cells(a), "x1": cells(h), "t0": s.spec.values[a],
+                            "t1": s.spec.values[h], "name": f"holdout_{s.spec.labels[h]}",
+                            "holdout": True})
+        return out
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_batches(), batch_size=None, collate_fn=lambda b: b)

@@ -1,0 +1,6 @@
+"""LightningModules: thin wiring of a path, a coupling, a network and a loss."""
+
+from bioflow.models.base import FlowMatchingModule, LossOutput, load_model
+from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
+
+__all__ = ["CFM_METHODS", "CellFlowMatching", "FlowMatchingModule", "LossOutput", "load_model"]

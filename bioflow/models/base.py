@@ -1,0 +1,180 @@
+"""One training step for every model family, optimisers, and save / load."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+CHECKPOINT_FORMAT = "bioflow-model"
+_MODEL_CLASSES: dict[str, type[FlowMatchingModule]] = {}
+
+
+@dataclass
+class LossOutput:
+    """A family's loss for one batch.
+
+    Attributes
+    ----------
+    loss
+        Scalar to minimise.
+    logs
+        Extra scalars to log (floats or 0-d tensors).
+    batch_size
+        Number of samples behind the loss, for epoch averaging.
+    """
+
+    loss: Tensor
+    logs: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+
+
+class FlowMatchingModule(L.LightningModule):
+    """Base LightningModule shared by the model families.
+
+    A family implements :meth:`compute_loss` (and optionally :meth:`validation_metrics`);
+    the training step, logging, optimiser, and save / load live here.
+
+    Parameters
+    ----------
+    lr
+        AdamW learning rate.
+    weight_decay
+        AdamW weight decay.
+    lr_schedule
+        ``"constant"`` or ``"cosine"`` (decays to 0 at ``trainer.max_steps``).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _MODEL_CLASSES[cls.__name__] = cls
+
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "constant"):
+        super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
+
+    # --- hooks for the families -------------------------------------------------------
+    def compute_loss(self, batch: Any) -> LossOutput:
+        """The family's loss on one training batch."""
+        raise NotImplementedError
+
+    def validation_metrics(self, batch: Any) -> dict[str, float]:
+        """Metrics on one validation batch (default: the training loss)."""
+        out = self.compute_loss(batch)
+        return {"loss": float(out.loss)}
+
+    # --- the shared loop -----------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        out = self.compute_loss(batch)
+        if not torch.isfinite(out.loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({float(out.loss)}) at step {self.global_step}; "
+                "lower the learning rate or check the inputs"
+            )
+        self.log("train/loss", out.loss, prog_bar=True, batch_size=out.batch_size)
+        for k, v in out.logs.items():
+            self.log(f"train/{k}", v, batch_size=out.batch_size)
+        return out.loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        with torch.inference_mode(False), torch.enable_grad():
+            metrics = self.validation_metrics(batch)
+        for k, v in metrics.items():
+            self.log(f"val/{k}", float(v), prog_bar=k in ("w1", "kl"), batch_size=1,
+                     sync_dist=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return opt
+        total = self.trainer.max_steps if self.trainer and self.trainer.max_steps > 0 else 1000
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["bioflow_model"] = type(self).__name__
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        kind = checkpoint.get("bioflow_model")
+        if kind is not None and kind != type(self).__name__:
+            raise ValueError(
+                f"this checkpoint holds a {kind} model, not a {type(self).__name__}"
+            )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model (hyper-parameters, weights, data description) to ``path``.
+
+        Examples
+        --------
+        >>> model.save("model.pt")  # doctest: +SKIP
+        >>> model = type(model).load("model.pt")  # doctest: +SKIP
+        """
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "bioflow_model": type(self).__name__,
+                "hyper_parameters": dict(self.hparams),
+                "state_dict": self.state_dict(),
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+        """Load a model saved by :meth:`save` or a Lightning ``.ckpt`` of this class.
+
+        Raises
+        ------
+        ValueError
+            If the file is unreadable (truncated, not a checkpoint) or holds another model.
+        """
+        ckpt = _read_checkpoint(path, map_location)
+        kind = ckpt.get("bioflow_model")
+        target = _MODEL_CLASSES.get(kind) if kind else None
+        if target is None:
+            raise ValueError(f"{os.fspath(path)!r} is not a bioflow model checkpoint")
+        if cls is not FlowMatchingModule and not issubclass(target, cls):
+            raise ValueError(
+                f"{os.fspath(path)!r} holds a {kind} model; load it with {kind}.load(...) "
+                f"rather than {cls.__name__}.load(...)"
+            )
+        model = target(**ckpt.get("hyper_parameters", {}))
+        model.load_state_dict(ckpt["state_dict"])
+        model.eval()
+        return model
+
+
+def _read_checkpoint(path: str | os.PathLike, map_location) -> dict:
+    if not os.path.exists(path):
+        raise ValueError(f"no checkpoint at {os.fspath(path)!r}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:
+        try:  # Lightning checkpoints may pickle richer hyper-parameter containers
+            ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as err:
+            raise ValueError(
+                f"could not read checkpoint {os.fspath(path)!r} (truncated or not a torch "
+                f"checkpoint): {type(err).__name__}: {err}"
+            ) from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{os.fspath(path)!r} is not a bioflow model checkpoint")
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Load any bioflow model from a file written by ``model.save`` or a Lightning ``.ckpt``.
+
+    Examples
+    --------
+    >>> import bioflow
+    >>> model = bioflow.models.load_model("model.pt")  # doctest: +SKIP
+    """
+    return FlowMatchingModule.load(path, map_location)

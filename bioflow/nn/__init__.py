@@ -1,0 +1,12 @@
+"""Plain ``torch.nn`` building blocks shared by the model families."""
+
+from bioflow.nn.embeddings import FourierFeatures, SinusoidalTimeEmbedding
+from bioflow.nn.fields import MLPVectorField, ResidualMLPVectorField, make_activation
+
+__all__ = [
+    "FourierFeatures",
+    "MLPVectorField",
+    "ResidualMLPVectorField",
+    "SinusoidalTimeEmbedding",
+    "make_activation",
+]

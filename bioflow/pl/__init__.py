@@ -1,0 +1,8 @@
+"""Plots that read what :mod:`bioflow.tl` wrote; matplotlib is imported lazily.
+
+Every function accepts ``ax=``, ``show=`` and ``save=`` and returns the matplotlib axes.
+"""
+
+from bioflow.pl.dynamics import holdout, trajectories
+
+__all__ = ["holdout", "trajectories"]

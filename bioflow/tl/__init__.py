@@ -1,0 +1,9 @@
+"""Scanpy-style tools: ``adata`` first (``model, adata`` when applying a fitted model).
+
+Functions that annotate write under ``key_added`` and return ``None`` unless ``copy=True``;
+the parameters used are recorded in ``adata.uns["bioflow"][key_added]``.
+"""
+
+from bioflow.tl.dynamics import evaluate_holdout, fit_dynamics, predict_cells, trajectories
+
+__all__ = ["evaluate_holdout", "fit_dynamics", "predict_cells", "trajectories"]

@@ -1,0 +1,57 @@
+"""Training helpers shared by the ``tl.fit_*`` functions."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import lightning as L
+
+
+def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
+    """A Lightning Trainer with quiet defaults for interactive fitting.
+
+    ``trainer_kwargs`` override the defaults (no logger, no checkpoints, no validation,
+    one CPU or GPU device, a progress bar).
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    L.seed_everything(seed, workers=True, verbose=False)
+    defaults: dict[str, Any] = dict(
+        max_steps=max_steps,
+        max_epochs=-1,
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=True,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    defaults.update(trainer_kwargs)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
+    return L.Trainer(**defaults)
+
+
+def record(adata, key_added: str, params: dict) -> None:
+    """Record the parameters of a tool run in ``adata.uns["bioflow"][key_added]``."""
+    uns = adata.uns.setdefault("bioflow", {})
+    uns[key_added] = {k: _plain(v) for k, v in params.items()}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if v is None:
+        return "None"
+    if hasattr(v, "item"):
+        return v.item()
+    return v if isinstance(v, str | int | float | bool) else str(v)
