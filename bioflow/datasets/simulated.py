@@ -75,7 +75,8 @@ def simulated_differentiation(
     rng = np.random.default_rng(seed)
     n = n_cells_per_time * n_times
     dt = 0.01
-    z = np.column_stack([rng.normal(0, 0.1, n), rng.normal(0, 0.05, n), rng.normal(0, 0.3, n)])
+    # Progenitors are heterogeneous along the fate axis, so fate is partly primed at day 0.
+    z = np.column_stack([rng.normal(0, 0.1, n), rng.normal(0, 0.25, n), rng.normal(0, 0.3, n)])
     observed = np.empty((n, 3))
     day = np.repeat(np.arange(n_times), n_cells_per_time)
     steps_per_day = round(1 / dt)

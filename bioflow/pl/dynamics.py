@@ -18,6 +18,7 @@ def trajectories(
     components: Sequence[int] = (0, 1),
     color: str | None = None,
     n_trajectories: int = 100,
+    starting_at=None,
     seed: int = 0,
     ax=None,
     show: bool | None = None,
@@ -40,6 +41,8 @@ def trajectories(
         Column of ``.obs`` for the cell colours (default: the time column).
     n_trajectories
         Number of trajectories drawn (a random subset).
+    starting_at
+        Only draw trajectories of cells observed at this time label (default: any cell).
     seed
         Seed of that subset.
     ax, show, save
@@ -72,10 +75,13 @@ def trajectories(
     if color is not None and color in adata.obs:
         col = adata.obs[color]
         if hasattr(col, "cat"):
-            vals = col.cat.codes.to_numpy()
-            sc = ax.scatter(pts[:, c0], pts[:, c1], c=vals, s=4, cmap="viridis", alpha=0.5)
-            cbar = ax.figure.colorbar(sc, ax=ax, ticks=range(len(col.cat.categories)))
-            cbar.ax.set_yticklabels([str(c) for c in col.cat.categories])
+            import matplotlib.pyplot as plt
+
+            cmap = plt.get_cmap("tab10")
+            for i, cat in enumerate(col.cat.categories):
+                m = (col == cat).to_numpy()
+                ax.scatter(pts[m, c0], pts[m, c1], s=4, color=cmap(i % 10), alpha=0.5,
+                           label=str(cat))
         else:
             sc = ax.scatter(pts[:, c0], pts[:, c1], c=col.to_numpy(float), s=4, cmap="viridis",
                             alpha=0.5)
@@ -83,7 +89,17 @@ def trajectories(
     else:
         ax.scatter(pts[:, c0], pts[:, c1], s=4, c="0.6", alpha=0.5)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(traj.shape[0], size=min(n_trajectories, traj.shape[0]), replace=False)
+    pool = np.arange(traj.shape[0])
+    if starting_at is not None:
+        tkey = params.get("time_key")
+        if tkey is None or tkey not in adata.obs:
+            raise ValueError("starting_at needs the time column recorded by tl.trajectories")
+        col_t = adata.obs[tkey]
+        pool = np.flatnonzero(((col_t == starting_at) | (col_t.astype(str) == str(starting_at)))
+                              .to_numpy())
+        if len(pool) == 0:
+            raise ValueError(f"no cells with adata.obs[{tkey!r}] == {starting_at!r}")
+    pick = rng.choice(pool, size=min(n_trajectories, len(pool)), replace=False)
     values = params.get("time_values")
     order = np.argsort(values) if values is not None else np.arange(traj.shape[1])
     for i in pick:
@@ -94,7 +110,7 @@ def trajectories(
     ax.set_xlabel(f"{name} {c0 + 1}")
     ax.set_ylabel(f"{name} {c1 + 1}")
     ax.set_title("Learned trajectories")
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=8, markerscale=2)
     return finish(ax, show, save)
 
 

@@ -36,6 +36,7 @@ def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
     return L.Trainer(**defaults)
 
 
