@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from bioflow.core import ExactOTCoupling, GibbsWeightCoupling
+from bioflow.data import CellDynamicsDataModule, CellPairDataset, read_time_series
+
+
+def test_batches_and_holdout_validation(small_adata):
+    dm = CellDynamicsDataModule(small_adata, time_key="time", use_rep="X_pca",
+                                exclude_times=(2.0,), batch_size=16, steps_per_epoch=3)
+    batch = next(iter(dm.train_dataloader()))
+    # kept times 0, 1, 3, 4 -> intervals (0,1), (1,3), (3,4)
+    assert batch["x0"].shape == (3, 16, 10)
+    assert batch["t0"].tolist() == [0.0, 1.0, 3.0]
+    assert batch["t1"].tolist() == [1.0, 3.0, 4.0]
+    assert len(list(dm.train_dataloader())) == 3
+    names = [b["name"] for b in dm.val_batches()]
+    assert "holdout_2.0" in names
+    hold = [b for b in dm.val_batches() if b["holdout"]][0]
+    assert (hold["t0"], hold["t1"]) == (1.0, 2.0)
+
+
+def test_rank_shards_are_disjoint(small_adata):
+    series = read_time_series(small_adata, "time", "X_pca")
+    ds = CellPairDataset(series, batch_size=8)
+    a, b = ds.shard_indices(0, 2), ds.shard_indices(1, 2)
+    for k in series.kept:
+        assert len(set(a[k]) & set(b[k])) == 0
+        assert set(a[k]) | set(b[k]) == set(series.cells_at(k))
+
+
+def test_coupling_in_workers_pairs_batches(small_adata):
+    dm = CellDynamicsDataModule(small_adata, time_key="time", use_rep="X_pca", batch_size=32,
+                                steps_per_epoch=2, num_workers=1)
+    dm.coupling = ExactOTCoupling()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["paired"] is True or bool(batch["paired"])
+    x0, x1 = batch["x0"][0], batch["x1"][0]
+    # an optimal assignment cannot be improved by swapping any two partners
+    c = ((x0[:, None] - x1[None]) ** 2).sum(-1)
+    diag = c.diagonal()
+    swap = c + c.T - diag[:, None] - diag[None, :]
+    assert swap.min() > -1e-4
+    dm.coupling = GibbsWeightCoupling()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["weight"].shape == (4, 32)
+    assert torch.all((batch["weight"] > 0) & (batch["weight"] <= 1))
+
+
+def test_datamodule_reads_h5ad(tmp_path, small_adata):
+    path = tmp_path / "cells.h5ad"
+    small_adata.write_h5ad(path)
+    dm = CellDynamicsDataModule(str(path), time_key="day", use_rep="X_pca", backed=True)
+    assert dm.dim == 10
+    assert dm.data_spec["time"]["labels"] == [f"day{i}" for i in range(5)]
+    with pytest.raises(ValueError, match="batch_size"):
+        CellPairDataset(dm.series, batch_size=0)
+    assert np.isfinite(dm.series.x).all()
