@@ -10,3 +10,6 @@ __all__ = [
     "SinusoidalTimeEmbedding",
     "make_activation",
 ]
+from bioflow.nn.population import PopulationEncoder, knn_edges  # noqa: E402
+
+__all__ += ["PopulationEncoder", "knn_edges"]
