@@ -18,3 +18,10 @@ __all__ = [
     "read_time_series",
     "resolve_time",
 ]
+from bioflow.data.populations import (  # noqa: E402
+    PopulationDataModule,
+    PopulationSet,
+    read_populations,
+)
+
+__all__ += ["PopulationDataModule", "PopulationSet", "read_populations"]

@@ -3,3 +3,6 @@
 from bioflow.datasets.simulated import simulated_differentiation
 
 __all__ = ["simulated_differentiation"]
+from bioflow.datasets.letters import letters, population_response  # noqa: E402
+
+__all__ += ["letters", "population_response"]
