@@ -7,3 +7,6 @@ the parameters used are recorded in ``adata.uns["bioflow"][key_added]``.
 from bioflow.tl.dynamics import evaluate_holdout, fit_dynamics, predict_cells, trajectories
 
 __all__ = ["evaluate_holdout", "fit_dynamics", "predict_cells", "trajectories"]
+from bioflow.tl.meta import evaluate_populations, fit_meta_flow, predict_population  # noqa: E402
+
+__all__ += ["evaluate_populations", "fit_meta_flow", "predict_population"]
