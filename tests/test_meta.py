@@ -22,6 +22,15 @@ SMALL = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny networks: extra intra-op threads only add contention on a shared 2-core CPU
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def letters_small():
     return bioflow.datasets.letters(letters="ABC", n_rotations=2, n_points=60, seed=3)
