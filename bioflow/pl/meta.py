@@ -82,6 +82,6 @@ def populations(
         xy = _coords(data, use_rep, dims)
         a.scatter(xy[:, 0], xy[:, 1], s=point_size, c=color, alpha=0.6, linewidths=0)
         a.set_title(title)
-        a.set_aspect("equal", adjustable="datalim")
+        a.set_aspect("equal", adjustable="box")
     finish(axes[0], show, save)
     return axes
