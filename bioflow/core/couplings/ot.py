@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from bioflow.core.couplings.assignment import solve_assignment
 from bioflow.core.couplings.base import CoupledBatch, Coupling
 
 
@@ -111,7 +111,9 @@ class ExactOTCoupling(Coupling):
     """Exact minibatch OT pairs for squared Euclidean cost (OT-CFM).
 
     With equal batch sizes and uniform weights the optimal plan is a permutation, found
-    as an assignment problem (no duplicated or dropped points).  Otherwise POT's
+    as an assignment problem by an epsilon-scaling auction
+    (:func:`~bioflow.core.couplings.assignment.solve_assignment`; no duplicated or dropped
+    points).  Otherwise POT's
     network-simplex ``emd`` gives the plan, and each source point draws its partner from
     its row of the plan.
 
@@ -130,8 +132,7 @@ class ExactOTCoupling(Coupling):
             cost = squared_distances(x0.detach().double(), x1.detach().double()).cpu().numpy()
             if not np.isfinite(cost).all():
                 raise ValueError("cannot couple batches with NaN or infinite values")
-            rows, cols = linear_sum_assignment(cost)
-            j = torch.as_tensor(cols[np.argsort(rows)], device=x1.device)
+            j = torch.as_tensor(solve_assignment(cost), device=x1.device)
         else:
             plan = torch.from_numpy(exact_ot_plan(x0, x1))
             j = _rows_from_plan(plan, generator).to(x1.device)
