@@ -23,10 +23,8 @@ def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
 
 def _check_plan(plan: np.ndarray | Tensor, what: str) -> None:
     total = float(plan.sum())
-    finite = (
-        bool(np.isfinite(plan).all())
-        if isinstance(plan, np.ndarray)
-        else bool(torch.isfinite(plan).all())
+    finite = bool(np.isfinite(plan).all()) if isinstance(plan, np.ndarray) else bool(
+        torch.isfinite(plan).all()
     )
     if not finite or not np.isfinite(total) or total < 1e-8:
         raise RuntimeError(

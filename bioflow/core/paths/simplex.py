@@ -145,7 +145,7 @@ class GumbelSoftmaxPath:
         *,
         generator: torch.Generator | None = None,
     ) -> SimplexPathSample:
-        """Draw ``t ~ U(0, 1)`` (unless given) and ``x_t`` for clean letters ``target`` ``(n, L)``."""
+        """Draw ``t ~ U(0, 1)`` (unless given) and ``x_t`` for letters ``target`` ``(n, L)``."""
         if target.dim() != 2:
             raise ValueError(f"target must have shape (n, L), got {tuple(target.shape)}")
         n = target.shape[0]
