@@ -67,20 +67,24 @@ def encode(
         )
     if lengths == {0}:
         raise ValueError("sequences are empty strings")
-    lut = np.full(256, -1, dtype=np.int64)
+    keys = {}
     for i, c in enumerate(letters):
-        lut[ord(c.upper())] = i
-        lut[ord(c.lower())] = i
+        keys[ord(c.upper())] = i
+        keys[ord(c.lower())] = i
+    codes_sorted = np.array(sorted(keys), dtype=np.int64)
+    values = np.array([keys[c] for c in codes_sorted], dtype=np.int64)
     out = np.empty((len(seqs), len(seqs[0])), dtype=np.int64)
     for r, s in enumerate(seqs):
-        codes = np.frombuffer(s.encode("latin-1", errors="replace"), dtype=np.uint8)
-        row = lut[codes]
-        if (row < 0).any():
-            pos = int(np.flatnonzero(row < 0)[0])
+        codes = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        pos_ = np.searchsorted(codes_sorted, codes).clip(0, len(codes_sorted) - 1)
+        bad = codes_sorted[pos_] != codes
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"record {names[r]!r} has letter {s[pos]!r} at position {pos + 1}, outside "
                 f"the alphabet {letters!r}"
             )
+        row = values[pos_]
         out[r] = row
     return out
 
