@@ -67,10 +67,11 @@ def encode(
         )
     if lengths == {0}:
         raise ValueError("sequences are empty strings")
-    keys = {}
-    for i, c in enumerate(letters):
-        keys[ord(c.upper())] = i
-        keys[ord(c.lower())] = i
+    keys = {ord(c): i for i, c in enumerate(letters)}
+    for i, c in enumerate(letters):  # other case too, unless it is a letter of its own
+        for v in (c.upper(), c.lower()):
+            if len(v) == 1:
+                keys.setdefault(ord(v), i)
     codes_sorted = np.array(sorted(keys), dtype=np.int64)
     values = np.array([keys[c] for c in codes_sorted], dtype=np.int64)
     out = np.empty((len(seqs), len(seqs[0])), dtype=np.int64)
@@ -157,8 +158,15 @@ class SequenceDataModule(L.LightningDataModule):
     torch.Size([2, 4])
     """
 
-    def __init__(self, sequences, alphabet: str = "dna", batch_size: int = 128,
-                 targets=None, num_workers: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        sequences,
+        alphabet: str = "dna",
+        batch_size: int = 128,
+        targets=None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
         super().__init__()
         self.alphabet = resolve_alphabet(alphabet)
         seqs, names = load_sequences(sequences, alphabet)
@@ -189,10 +197,19 @@ class SequenceDataModule(L.LightningDataModule):
 
             def collate(rows):
                 tok = torch.stack([r[0] for r in rows])
-                return {"tokens": tok, "onehot": torch.eye(K)[tok],
-                        "y": torch.stack([r[1] for r in rows])}
+                return {
+                    "tokens": tok,
+                    "onehot": torch.eye(K)[tok],
+                    "y": torch.stack([r[1] for r in rows]),
+                }
 
         g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(ds, batch_size=min(self.batch_size, len(ds)), shuffle=True,
-                          drop_last=True, collate_fn=collate, generator=g,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            ds,
+            batch_size=min(self.batch_size, len(ds)),
+            shuffle=True,
+            drop_last=True,
+            collate_fn=collate,
+            generator=g,
+            num_workers=self.num_workers,
+        )

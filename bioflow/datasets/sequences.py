@@ -49,8 +49,9 @@ def motif_sequences(
     if length < len(motif):
         raise ValueError(f"length {length} is shorter than the motif ({len(motif)})")
     if not 0 <= motif_fraction <= 1 or not 0 < gc < 1:
-        raise ValueError(f"motif_fraction must be in [0, 1] and gc in (0, 1), got "
-                         f"{motif_fraction}, {gc}")
+        raise ValueError(
+            f"motif_fraction must be in [0, 1] and gc in (0, 1), got {motif_fraction}, {gc}"
+        )
     rng = np.random.default_rng(seed)
     p = np.array([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
     idx = rng.choice(4, size=(n, length), p=p)
@@ -60,7 +61,7 @@ def motif_sequences(
     for i in np.flatnonzero(planted):
         pos = rng.integers(0, length - len(motif) + 1)
         s = seqs[i]
-        seqs[i] = s[:pos] + motif + s[pos + len(motif):]
+        seqs[i] = s[:pos] + motif + s[pos + len(motif) :]
     y = np.array([int(motif in s) for s in seqs])
     return seqs, y
 

@@ -86,8 +86,9 @@ class SequenceFlow(FlowMatchingModule):
             dil = tuple([1, 2, 4, 8, 16, 1][i % 6] for i in range(n_layers))
             self.net = DilatedConvNet(2 * K, K, hidden=hidden, dilations=dil)
         else:
-            self.net = SequenceTransformer(2 * K, K, d_model=hidden, n_layers=n_layers,
-                                           max_len=max(seq_len, 1))
+            self.net = SequenceTransformer(
+                2 * K, K, d_model=hidden, n_layers=n_layers, max_len=max(seq_len, 1)
+            )
 
     @property
     def n_letters(self) -> int:
@@ -139,13 +140,15 @@ class SequenceFlow(FlowMatchingModule):
             raise ValueError(f"n must be >= 1, got {n}")
         field = self.velocity
         if guidance is not None:
-            field = STGuidance(guidance, n_samples=n_guidance_samples, scale=guidance_scale,
-                               generator=generator)(self.velocity)
+            field = STGuidance(
+                guidance, n_samples=n_guidance_samples, scale=guidance_scale, generator=generator
+            )(self.velocity)
         out = []
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
-            x0 = self.path.prior_sample(m, self.seq_len, self.n_letters, generator=generator,
-                                        device=self.device)
+            x0 = self.path.prior_sample(
+                m, self.seq_len, self.n_letters, generator=generator, device=self.device
+            )
             out.append(simplex_euler(field, x0, steps=steps))
         return torch.cat(out)
 
@@ -183,9 +186,17 @@ class SequencePredictor(FlowMatchingModule):
     0
     """
 
-    def __init__(self, alphabet: str, n_outputs: int = 2, task: str = "classification",
-                 hidden: int = 64, n_layers: int = 2, lr: float = 1e-3,
-                 weight_decay: float = 0.0, lr_schedule: str = "constant"):
+    def __init__(
+        self,
+        alphabet: str,
+        n_outputs: int = 2,
+        task: str = "classification",
+        hidden: int = 64,
+        n_layers: int = 2,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: str = "constant",
+    ):
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")

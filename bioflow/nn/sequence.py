@@ -65,15 +65,17 @@ class DilatedConvNet(nn.Module):
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.time = nn.Sequential(
-            SinusoidalTimeEmbedding(time_dim, max_period=2.0), nn.Linear(time_dim, time_dim),
+            SinusoidalTimeEmbedding(time_dim, max_period=2.0),
+            nn.Linear(time_dim, time_dim),
             nn.GELU(),
         )
         self.inp = nn.Conv1d(in_channels, hidden, 1)
         self.blocks = nn.ModuleList(
             _DilatedBlock(hidden, kernel_size, d, time_dim) for d in dilations
         )
-        self.head = nn.Sequential(nn.GroupNorm(1, hidden), nn.GELU(),
-                                  nn.Conv1d(hidden, n_letters, 1))
+        self.head = nn.Sequential(
+            nn.GroupNorm(1, hidden), nn.GELU(), nn.Conv1d(hidden, n_letters, 1)
+        )
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         """Logits ``(n, L, K)`` for times ``t`` ``(n,)`` and inputs ``x`` ``(n, L, C)``."""
@@ -160,8 +162,14 @@ class SequenceClassifier(nn.Module):
     torch.Size([5, 2])
     """
 
-    def __init__(self, n_letters: int, n_outputs: int = 2, hidden: int = 64, n_layers: int = 2,
-                 kernel_size: int = 7):
+    def __init__(
+        self,
+        n_letters: int,
+        n_outputs: int = 2,
+        hidden: int = 64,
+        n_layers: int = 2,
+        kernel_size: int = 7,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c = n_letters
@@ -169,8 +177,9 @@ class SequenceClassifier(nn.Module):
             layers += [nn.Conv1d(c, hidden, kernel_size, padding=kernel_size // 2), nn.GELU()]
             c = hidden
         self.conv = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(),
-                                  nn.Linear(hidden, n_outputs))
+        self.head = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, n_outputs)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """Outputs ``(n, n_outputs)`` for one-hot (or soft) sequences ``(n, L, K)``."""

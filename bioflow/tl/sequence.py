@@ -129,8 +129,14 @@ def sample_sequences(
         reward = guidance
     g = torch.Generator(device=model.device).manual_seed(seed)
     model.eval()
-    x = model.sample_simplex(n, steps=steps, guidance=reward, guidance_scale=guidance_scale,
-                             n_guidance_samples=n_guidance_samples, generator=g)
+    x = model.sample_simplex(
+        n,
+        steps=steps,
+        guidance=reward,
+        guidance_scale=guidance_scale,
+        n_guidance_samples=n_guidance_samples,
+        generator=g,
+    )
     return model.decode(x)
 
 
