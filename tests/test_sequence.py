@@ -214,3 +214,15 @@ def test_datasets():
     tok = encode(seqs, alphabet)
     freq = np.bincount(tok[:, 0], minlength=10) / len(seqs)
     assert np.abs(freq - probs[0]).max() < 0.02
+
+
+def test_renoise_sampler_returns_letters(tiny_model):
+    x = tiny_model.sample_simplex(
+        6, steps=4, method="renoise", generator=torch.Generator().manual_seed(0)
+    )
+    assert x.shape == (6, 12, 4) and torch.equal(x.sum(-1), torch.ones(6, 12))
+    assert set(x.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="guidance"):
+        tiny_model.sample_simplex(2, steps=2, method="renoise", guidance=lambda y: y.sum((1, 2)))
+    with pytest.raises(ValueError, match="method"):
+        tiny_model.sample_simplex(2, method="heun")

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import sequence_cross_entropy
-from bioflow.core.paths.simplex import GumbelSoftmaxPath
+from bioflow.core.paths.simplex import GumbelSoftmaxPath, sample_gumbel
 from bioflow.core.solvers.simplex import simplex_euler
 from bioflow.models.base import FlowMatchingModule, LossOutput
 from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
@@ -131,13 +131,30 @@ class SequenceFlow(FlowMatchingModule):
         n_guidance_samples: int = 8,
         generator: torch.Generator | None = None,
         batch_size: int = 4096,
+        method: str = "euler",
     ) -> Tensor:
         """Integrate from the prior to ``t = 1``; returns points ``(n, L, K)`` on the simplex.
 
         ``guidance`` maps one-hot sequences ``(m, L, K)`` to rewards ``(m,)`` (STGFlow).
+        ``method="euler"`` integrates the velocity ``(lam / tau) x (p - <p, x>)`` on the
+        simplex (the GSFM sampler).  ``method="renoise"`` is a predict-and-renoise sampler:
+        at each step draw letters ``k ~ p_theta(x_t)`` and redraw ``x`` on the path from
+        them with fresh Gumbel noise (a blocked Gibbs sampler of the joint law of letters
+        and ``x``, whose letter marginal is the data law); it returns one-hot letters.
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        if method not in ("euler", "renoise"):
+            raise ValueError(f"method must be 'euler' or 'renoise', got {method!r}")
+        if method == "renoise":
+            if guidance is not None:
+                raise ValueError("guidance is implemented for method='euler' only")
+            return torch.cat(
+                [
+                    self._renoise(min(batch_size, n - s), steps, generator)
+                    for s in range(0, n, batch_size)
+                ]
+            )
         field = self.velocity
         if guidance is not None:
             field = STGuidance(
@@ -151,6 +168,19 @@ class SequenceFlow(FlowMatchingModule):
             )
             out.append(simplex_euler(field, x0, steps=steps))
         return torch.cat(out)
+
+    def _renoise(self, m: int, steps: int, generator) -> Tensor:
+        K = self.n_letters
+        x = self.path.prior_sample(m, self.seq_len, K, generator=generator, device=self.device)
+        ts = torch.linspace(0, 1, steps + 1, device=self.device)
+        for i in range(steps):
+            p = torch.softmax(self(ts[i].expand(m), x), -1)
+            u = torch.rand(p.shape[:-1], generator=generator, device=self.device)
+            k = (p.cumsum(-1) < u.unsqueeze(-1)).sum(-1).clamp_max(K - 1)
+            if i + 1 < steps:
+                g = sample_gumbel(x.shape, generator=generator, device=self.device)
+                x = self.path.interpolate(k, K, ts[i + 1].expand(m), g)
+        return torch.nn.functional.one_hot(k, K).to(x)
 
     def decode(self, x: Tensor) -> list[str]:
         """Argmax letters of points ``(n, L, K)`` as strings."""

@@ -79,6 +79,7 @@ def sample_sequences(
     guidance_scale: float = 1.0,
     n_guidance_samples: int = 8,
     guidance_target: int = 1,
+    method: str = "euler",
     seed: int = 0,
 ) -> list[str]:
     """Generate ``n`` sequences, optionally with STGFlow guidance.
@@ -101,6 +102,9 @@ def sample_sequences(
         Hard samples ``M`` per step.
     guidance_target
         Class (or output) rewarded when ``guidance`` is a predictor.
+    method
+        ``"euler"`` (ODE on the simplex; supports guidance) or ``"renoise"``
+        (predict-and-renoise; see :meth:`~bioflow.models.SequenceFlow.sample_simplex`).
     seed
         Random seed.
 
@@ -136,6 +140,7 @@ def sample_sequences(
         guidance_scale=guidance_scale,
         n_guidance_samples=n_guidance_samples,
         generator=g,
+        method=method,
     )
     return model.decode(x)
 
