@@ -4,3 +4,10 @@ from bioflow.models.base import FlowMatchingModule, LossOutput, load_model
 from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
 
 __all__ = ["CFM_METHODS", "CellFlowMatching", "FlowMatchingModule", "LossOutput", "load_model"]
+from bioflow.models.sequence import (  # noqa: E402
+    SEQUENCE_OBJECTIVES,
+    SequenceFlow,
+    SequencePredictor,
+)
+
+__all__ += ["SEQUENCE_OBJECTIVES", "SequenceFlow", "SequencePredictor"]

@@ -10,3 +10,10 @@ __all__ = [
     "SinusoidalTimeEmbedding",
     "make_activation",
 ]
+from bioflow.nn.sequence import (  # noqa: E402
+    DilatedConvNet,
+    SequenceClassifier,
+    SequenceTransformer,
+)
+
+__all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
