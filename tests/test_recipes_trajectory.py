@@ -92,3 +92,21 @@ def test_recipes_have_help():
     for script in ("embryoid_body.py", "neurips2022_multimodal.py"):
         res = _run(script, "--help")
         assert "--input" in res.stdout and "--force" in res.stdout
+
+
+def test_trajectory_protocol_runs_on_simulated_file(tmp_path):
+    path = tmp_path / "sim.h5ad"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "trajectory_protocol.py"), str(path),
+           "--write-simulated", "--seeds", "1", "--max-steps", "10", "--methods", "ot-cfm"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "published EB" in res.stdout and "no-motion" in res.stdout
+    payload = json.loads(res.stdout[res.stdout.index("{"):])
+    assert set(payload["w1_mean"]) == {"ot-cfm", "no-motion", "mccann"}
+
+
+def test_trajectory_protocol_skips_missing_file(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "trajectory_protocol.py"),
+           str(tmp_path / "absent.h5ad")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "skipped" in res.stderr
