@@ -28,3 +28,11 @@ from bioflow.data.sequences import (  # noqa: E402
 )
 
 __all__ += ["ALPHABETS", "SequenceDataModule", "decode", "encode", "one_hot", "resolve_alphabet"]
+
+from bioflow.data.populations import (  # noqa: E402
+    PopulationDataModule,
+    PopulationSet,
+    read_populations,
+)
+
+__all__ += ["PopulationDataModule", "PopulationSet", "read_populations"]

@@ -11,3 +11,7 @@ from bioflow.models.sequence import (  # noqa: E402
 )
 
 __all__ += ["SEQUENCE_OBJECTIVES", "SequenceFlow", "SequencePredictor"]
+
+from bioflow.models.meta import META_METHODS, MetaFlowMatching  # noqa: E402
+
+__all__ += ["META_METHODS", "MetaFlowMatching"]

@@ -17,3 +17,7 @@ from bioflow.nn.sequence import (  # noqa: E402
 )
 
 __all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
+
+from bioflow.nn.population import PopulationEncoder, knn_edges  # noqa: E402
+
+__all__ += ["PopulationEncoder", "knn_edges"]

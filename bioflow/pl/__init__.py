@@ -9,3 +9,7 @@ __all__ = ["holdout", "trajectories"]
 from bioflow.pl.sequence import sequence_logo  # noqa: E402
 
 __all__ += ["sequence_logo"]
+
+from bioflow.pl.meta import populations  # noqa: E402
+
+__all__ += ["populations"]

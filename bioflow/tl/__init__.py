@@ -14,3 +14,7 @@ from bioflow.tl.sequence import (  # noqa: E402
 )
 
 __all__ += ["fit_sequence_classifier", "fit_sequence_flow", "sample_sequences"]
+
+from bioflow.tl.meta import evaluate_populations, fit_meta_flow, predict_population  # noqa: E402
+
+__all__ += ["evaluate_populations", "fit_meta_flow", "predict_population"]

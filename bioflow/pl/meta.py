@@ -1,0 +1,87 @@
+"""Plots for Meta Flow Matching: initial, predicted and observed cells side by side."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bioflow.pl._utils import finish, get_axes
+
+
+def _coords(adata, use_rep: str | None, dims: tuple[int, int]) -> np.ndarray:
+    from bioflow.data.anndata import read_representation
+
+    x = read_representation(adata, use_rep)
+    if x.shape[1] <= max(dims):
+        raise ValueError(f"dims={dims} out of range for {x.shape[1]} features")
+    return x[:, list(dims)]
+
+
+def populations(
+    adata_source,
+    prediction,
+    truth,
+    *,
+    use_rep: str | None = None,
+    dims: tuple[int, int] = (0, 1),
+    titles: tuple[str, str, str] = ("initial", "predicted", "observed"),
+    point_size: float = 4.0,
+    ax=None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+):
+    """Scatter the initial, predicted and observed cells of a population side by side.
+
+    Parameters
+    ----------
+    adata_source, prediction, truth
+        AnnData of initial cells, of predicted cells (:func:`bioflow.tl.predict_population`)
+        and of observed final cells.
+    use_rep
+        Key of ``.obsm`` holding the coordinates (``None``: the first ``.obsm`` key of
+        ``prediction``, else ``.X``).
+    dims
+        The two features plotted.
+    titles
+        Panel titles.
+    point_size
+        Marker size.
+    ax
+        A sequence of three axes to draw on (default: a new 1 x 3 figure).
+    show, save
+        Show the figure / save it to this path.
+
+    Returns
+    -------
+    numpy.ndarray
+        The three axes.
+
+    Examples
+    --------
+    >>> bioflow.pl.populations(src, pred, truth, use_rep="X_coords")  # doctest: +SKIP
+    """
+    if use_rep is None and len(prediction.obsm):
+        use_rep = next(iter(prediction.obsm))
+    if ax is None:
+        get_axes(None)  # selects a non-interactive backend when needed
+        import matplotlib.pyplot as plt
+
+        plt.close(plt.gcf())
+        _, ax = plt.subplots(1, 3, figsize=(12, 4), sharex=True, sharey=True)
+    axes = np.asarray(ax).ravel()
+    if axes.size != 3:
+        raise ValueError(f"ax must hold 3 axes, got {axes.size}")
+    for a, data, title, color in zip(
+        axes,
+        (adata_source, prediction, truth),
+        titles,
+        ("tab:gray", "tab:blue", "tab:orange"),
+        strict=True,
+    ):
+        xy = _coords(data, use_rep, dims)
+        a.scatter(xy[:, 0], xy[:, 1], s=point_size, c=color, alpha=0.6, linewidths=0)
+        a.set_title(title)
+        a.set_aspect("equal", adjustable="datalim")
+    finish(axes[0], show, save)
+    return axes
