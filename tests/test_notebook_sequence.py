@@ -18,7 +18,7 @@ def test_sequence_design_notebook_runs(tmp_path):
     os.environ["PYTHONPATH"] = root + (os.pathsep + env_path if env_path else "")
     os.environ.setdefault("MPLBACKEND", "Agg")
     client = nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute()
     text = "".join(
