@@ -23,3 +23,7 @@ __all__ = [
     "pl",
     "tl",
 ]
+from bioflow import io  # noqa: E402
+from bioflow.models import SequenceFlow  # noqa: E402
+
+__all__ += ["SequenceFlow", "io"]

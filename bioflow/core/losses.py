@@ -77,3 +77,35 @@ def flow_matching_loss(
     ps = path.sample(x0, x1, t0=t0, t1=t1, generator=generator)
     pred = field(ps.t, ps.x_t) if cond is None else field(ps.t, ps.x_t, cond)
     return velocity_mse(pred, ps.u_t, weight)
+
+
+def sequence_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean cross-entropy of per-position letter logits against clean letters.
+
+    Parameters
+    ----------
+    logits
+        ``(n, L, K)`` unnormalised log-probabilities.
+    target
+        ``(n, L)`` letter indices.
+    mask
+        Optional ``(n, L)`` boolean mask of positions to count.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss (nats per position).
+
+    Examples
+    --------
+    >>> import torch
+    >>> sequence_cross_entropy(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long))
+    tensor(1.3863)
+    """
+    if logits.shape[:2] != target.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} do not match target {tuple(target.shape)}")
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+    if mask is None:
+        return ce.mean()
+    mask = mask.to(ce.dtype)
+    return (ce * mask).sum() / mask.sum().clamp_min(1.0)

@@ -18,6 +18,17 @@ __all__ = [
     "read_time_series",
     "resolve_time",
 ]
+from bioflow.data.sequences import (  # noqa: E402
+    ALPHABETS,
+    SequenceDataModule,
+    decode,
+    encode,
+    one_hot,
+    resolve_alphabet,
+)
+
+__all__ += ["ALPHABETS", "SequenceDataModule", "decode", "encode", "one_hot", "resolve_alphabet"]
+
 from bioflow.data.populations import (  # noqa: E402
     PopulationDataModule,
     PopulationSet,

@@ -51,9 +51,11 @@ def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = 
 class CellPairDataset(IterableDataset):
     """Endless stream of batches, one minibatch per consecutive pair of kept times.
 
-    Each batch is ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,)}`` with ``I``
-    the number of intervals.  Under DDP every rank (and every loader worker) draws from its
-    own disjoint shard of the cells of each time, so ranks see different cells.
+    Each batch is ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,), "seed": int,
+    "rows": (2 I B,)}`` with ``I`` the number of intervals and ``rows`` the cells drawn.
+    Under DDP every rank draws from its own disjoint shard of the cells of each time, so
+    ranks see different cells.  Batch ``k`` is a pure function of ``(seed, rank, k)``, and
+    ``start_index`` continues the stream after a resumed checkpoint.
 
     Parameters
     ----------
@@ -87,7 +89,7 @@ class CellPairDataset(IterableDataset):
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
         self.coupling = coupling
-        self.epoch = 0
+        self.start_index = 0  # global index of the first batch (set on resume)
 
     def shard_indices(self, rank: int, world: int) -> dict[int, np.ndarray]:
         """Cells of each kept time assigned to ``rank`` of ``world`` (disjoint across ranks)."""
@@ -99,23 +101,28 @@ class CellPairDataset(IterableDataset):
             out[k] = part if len(part) else idx  # too few cells to shard: share them
         return out
 
+    def batch_seed(self, index: int, rank: int = 0) -> int:
+        """Seed of global batch ``index`` on ``rank``: batches are a pure function of it."""
+        return (self.seed * 1_000_003 + rank * 7919 + index * 15485863) % (2**62)
+
     def __iter__(self):
         rank, world = _rank_and_world()
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
         shards = self.shard_indices(rank, world)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + rank * 7919 + wid * 104729
-                                          + self.epoch * 15485863)
-        self.epoch += 1
         intervals = self.series.intervals()
         values = self.series.spec.values
         t0 = torch.tensor([values[a] for a, _ in intervals], dtype=torch.float32)
         t1 = torch.tensor([values[b] for _, b in intervals], dtype=torch.float32)
-        n_steps = len(range(wid, self.steps_per_epoch, nw))
-        for _ in range(n_steps):
-            x0 = torch.stack([self._draw(shards[a], g) for a, _ in intervals])
-            x1 = torch.stack([self._draw(shards[b], g) for _, b in intervals])
-            batch = {"x0": x0, "x1": x1, "t0": t0, "t1": t1}
+        # Loader workers yield in turn, so worker ``wid`` makes batches wid, wid + nw, ...
+        for local in range(wid, self.steps_per_epoch, nw):
+            index = self.start_index + local
+            seed = self.batch_seed(index, rank)
+            g = torch.Generator().manual_seed(seed)
+            rows0 = torch.stack([self._draw(shards[a], g) for a, _ in intervals])
+            rows1 = torch.stack([self._draw(shards[b], g) for _, b in intervals])
+            batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": t0, "t1": t1,
+                     "seed": seed, "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
             if self.coupling is not None:
                 batch = couple_intervals(self.coupling, batch, g)
             yield batch
@@ -126,7 +133,7 @@ class CellPairDataset(IterableDataset):
             pick = torch.randperm(n, generator=g)[: self.batch_size]
         else:
             pick = torch.randint(n, (self.batch_size,), generator=g)
-        return self.x[torch.as_tensor(idx)[pick]]
+        return torch.as_tensor(idx)[pick]
 
 
 class CellDynamicsDataModule(L.LightningDataModule):
@@ -180,14 +187,24 @@ class CellDynamicsDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         backed: bool = False,
+        predict_source_time: Any = None,
+        predict_target_time: Any = None,
+        predict_output: str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(adata, str | bytes) or hasattr(adata, "__fspath__"):
+        if isinstance(adata, str) and adata.startswith("builtin:"):
+            adata = _builtin(adata)
+        elif isinstance(adata, str | bytes) or hasattr(adata, "__fspath__"):
             import anndata as ad
 
             adata = ad.read_h5ad(adata, backed="r" if backed else None)
         series = read_time_series(adata, time_key, use_rep, exclude_times)
         self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
+        self.predict_source_time = predict_source_time
+        self.predict_target_time = predict_target_time
+        self.predict_output = predict_output
+        self._obs = adata.obs.copy()
+        self._var_names = list(map(str, adata.var_names)) if use_rep is None else None
 
     def _configure(self, series, batch_size, steps_per_epoch, val_cells, num_workers, seed):
         self.series = series
@@ -212,7 +229,51 @@ class CellDynamicsDataModule(L.LightningDataModule):
         dm = cls.__new__(cls)
         L.LightningDataModule.__init__(dm)
         dm._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
+        dm.predict_source_time = dm.predict_target_time = dm.predict_output = None
         return dm
+
+    def _predict_rows(self) -> np.ndarray:
+        if self.predict_source_time is None or self.predict_target_time is None:
+            raise ValueError("set data.predict_source_time and data.predict_target_time to predict")
+        spec = self.series.spec
+        k = [i for i, lab in enumerate(spec.labels)
+             if lab == self.predict_source_time or str(lab) == str(self.predict_source_time)]
+        if not k:
+            raise ValueError(f"predict_source_time {self.predict_source_time!r} is not one of "
+                             f"{spec.labels}")
+        return self.series.cells_at(k[0])
+
+    def predict_dataloader(self) -> DataLoader:
+        rows = self._predict_rows()
+        spec = self.series.spec
+        t0 = spec.value_of(self.predict_source_time)
+        t1 = spec.value_of(self.predict_target_time)
+        chunks = [{"x": torch.from_numpy(self.series.x[rows[i:i + 4096]]), "t0": t0, "t1": t1}
+                  for i in range(0, len(rows), 4096)]
+        return DataLoader(chunks, batch_size=None, collate_fn=_identity)
+
+    def write_predictions(self, predictions: list, path: str | None = None) -> str:
+        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
+        import anndata as ad
+        import pandas as pd
+
+        path = path or self.predict_output
+        if path is None:
+            raise ValueError("set data.predict_output to the .h5ad path to write")
+        rows = self._predict_rows()
+        x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
+        obs = self._obs.iloc[rows].copy()
+        key = self.series.spec.key
+        obs["bioflow_source_time"] = obs[key].astype(str)
+        obs[key] = str(self.predict_target_time) if self.series.spec.kind == "ordered" else (
+            self.predict_target_time)
+        if self.series.use_rep is None:
+            out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self._var_names))
+        else:
+            out = ad.AnnData(obs=obs)
+            out.obsm[self.series.use_rep] = x
+        out.write_h5ad(path)
+        return path
 
     @property
     def dim(self) -> int:
@@ -228,12 +289,10 @@ class CellDynamicsDataModule(L.LightningDataModule):
         ds = CellPairDataset(
             self.series, self.batch_size, self.steps_per_epoch, self.seed, self.coupling
         )
-        return DataLoader(
-            ds,
-            batch_size=None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        if self.trainer is not None:
+            ds.start_index = self.trainer.global_step
+        self._train_dataset = ds
+        return DataLoader(ds, batch_size=None, num_workers=self.num_workers)
 
     def val_batches(self) -> list[dict]:
         """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets."""
@@ -261,4 +320,18 @@ class CellDynamicsDataModule(L.LightningDataModule):
         return out
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_batches(), batch_size=None, collate_fn=lambda b: b)
+        return DataLoader(self.val_batches(), batch_size=None, collate_fn=_identity)
+
+
+def _identity(batch):
+    return batch
+
+
+def _builtin(name: str):
+    """An AnnData from ``"builtin:<generator>"`` (e.g. ``builtin:simulated_differentiation``)."""
+    from bioflow import datasets
+
+    fn = getattr(datasets, name.split(":", 1)[1], None)
+    if fn is None:
+        raise ValueError(f"unknown built-in dataset {name!r}; see bioflow.datasets")
+    return fn()

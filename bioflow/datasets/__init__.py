@@ -3,6 +3,10 @@
 from bioflow.datasets.simulated import simulated_differentiation
 
 __all__ = ["simulated_differentiation"]
+from bioflow.datasets.sequences import categorical_toy, motif_sequences  # noqa: E402
+
+__all__ += ["categorical_toy", "motif_sequences"]
+
 from bioflow.datasets.letters import letters, population_response  # noqa: E402
 
 __all__ += ["letters", "population_response"]

@@ -4,6 +4,14 @@ from bioflow.models.base import FlowMatchingModule, LossOutput, load_model
 from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
 
 __all__ = ["CFM_METHODS", "CellFlowMatching", "FlowMatchingModule", "LossOutput", "load_model"]
+from bioflow.models.sequence import (  # noqa: E402
+    SEQUENCE_OBJECTIVES,
+    SequenceFlow,
+    SequencePredictor,
+)
+
+__all__ += ["SEQUENCE_OBJECTIVES", "SequenceFlow", "SequencePredictor"]
+
 from bioflow.models.meta import META_METHODS, MetaFlowMatching  # noqa: E402
 
 __all__ += ["META_METHODS", "MetaFlowMatching"]

@@ -53,7 +53,9 @@ class FlowMatchingModule(L.LightningModule):
         super().__init_subclass__(**kwargs)
         _MODEL_CLASSES[cls.__name__] = cls
 
-    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "constant"):
+    def __init__(
+        self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "constant"
+    ) -> None:
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
@@ -70,6 +72,13 @@ class FlowMatchingModule(L.LightningModule):
         return {"loss": float(out.loss)}
 
     # --- the shared loop -----------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # Datasets whose batches are a function of their global index continue the stream
+        # where the (possibly resumed) run stands.
+        ds = getattr(self.trainer.train_dataloader, "dataset", None)
+        if ds is not None and hasattr(ds, "start_index"):
+            ds.start_index = int(self.global_step)
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         out = self.compute_loss(batch)
         if not torch.isfinite(out.loss):
@@ -149,6 +158,22 @@ class FlowMatchingModule(L.LightningModule):
         model.load_state_dict(ckpt["state_dict"])
         model.eval()
         return model
+
+
+def batch_generators(batch: Any, device: torch.device) -> tuple:
+    """CPU and device generators seeded from ``batch["seed"]`` (``(None, None)`` without one).
+
+    Seeding the per-step randomness (couplings, path noise) from the batch makes a resumed
+    run draw exactly what an uninterrupted run would.
+    """
+    seed = batch.get("seed") if isinstance(batch, dict) else None
+    if seed is None:
+        return None, None
+    seed = int(seed)
+    cpu = torch.Generator().manual_seed(seed)
+    if torch.device(device).type == "cpu":
+        return cpu, cpu
+    return cpu, torch.Generator(device=device).manual_seed(seed + 1)
 
 
 def _read_checkpoint(path: str | os.PathLike, map_location) -> dict:

@@ -19,7 +19,7 @@ from bioflow.core.paths import BrownianBridgePath, LinearPath, ProbabilityPath
 from bioflow.core.solvers import integrate
 from bioflow.data.cells import couple_intervals
 from bioflow.metrics import wasserstein
-from bioflow.models.base import FlowMatchingModule, LossOutput
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import MLPVectorField
 
 CFM_METHODS = ("i-cfm", "ot-cfm", "sb-cfm", "w-cfm")
@@ -77,7 +77,8 @@ class CellFlowMatching(FlowMatchingModule):
     Parameters
     ----------
     dim
-        Number of features (e.g. PCs).
+        Number of features (e.g. PCs); taken from ``data_spec["dim"]`` when ``None`` (as
+        the CLI links it from the DataModule).
     method
         ``"i-cfm"``, ``"ot-cfm"``, ``"sb-cfm"`` or ``"w-cfm"``.
     sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
@@ -112,7 +113,7 @@ class CellFlowMatching(FlowMatchingModule):
 
     def __init__(
         self,
-        dim: int,
+        dim: int | None = None,
         method: str = "ot-cfm",
         sigma: float | None = None,
         hidden: Sequence[int] = (128, 128, 128),
@@ -131,7 +132,12 @@ class CellFlowMatching(FlowMatchingModule):
         data_spec: dict | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        if dim is None:
+            if not data_spec or "dim" not in data_spec:
+                raise ValueError("CellFlowMatching needs `dim` (or a data_spec with 'dim')")
+            dim = int(data_spec["dim"])
         self.save_hyperparameters()
+        self.hparams["dim"] = dim
         self.path, self.coupling = cfm_components(
             method, sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
         )
@@ -158,8 +164,9 @@ class CellFlowMatching(FlowMatchingModule):
             dm.coupling = self.coupling
 
     def compute_loss(self, batch: dict) -> LossOutput:
+        cpu_gen, dev_gen = batch_generators(batch, batch["x0"].device)
         if not batch.get("paired", False):
-            batch = couple_intervals(self.coupling, batch)
+            batch = couple_intervals(self.coupling, batch, cpu_gen)
         x0, x1 = batch["x0"], batch["x1"]
         n_int, bsz, d = x0.shape
         t0 = batch["t0"].to(x0).repeat_interleave(bsz)
@@ -167,7 +174,8 @@ class CellFlowMatching(FlowMatchingModule):
         w = batch.get("weight")
         w = None if w is None else w.reshape(-1).to(x0)
         loss = flow_matching_loss(
-            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), t0=t0, t1=t1, weight=w
+            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), t0=t0, t1=t1, weight=w,
+            generator=dev_gen,
         )
         return LossOutput(loss, batch_size=n_int * bsz)
 
@@ -190,6 +198,10 @@ class CellFlowMatching(FlowMatchingModule):
             self.velocity, x, list(times), method=method or self.solver,
             steps=steps or self.solver_steps, return_path=return_path,
         )
+
+    def predict_step(self, batch: dict, batch_idx: int = 0) -> Tensor:
+        """Push ``batch["x"]`` ``(n, dim)`` from ``batch["t0"]`` to ``batch["t1"]``."""
+        return self.push(batch["x"], [float(batch["t0"]), float(batch["t1"])])
 
     def validation_metrics(self, batch: dict) -> dict[str, float]:
         with torch.no_grad():

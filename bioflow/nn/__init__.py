@@ -10,6 +10,14 @@ __all__ = [
     "SinusoidalTimeEmbedding",
     "make_activation",
 ]
+from bioflow.nn.sequence import (  # noqa: E402
+    DilatedConvNet,
+    SequenceClassifier,
+    SequenceTransformer,
+)
+
+__all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
+
 from bioflow.nn.population import PopulationEncoder, knn_edges  # noqa: E402
 
 __all__ += ["PopulationEncoder", "knn_edges"]

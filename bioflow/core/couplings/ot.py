@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from bioflow.core.couplings.assignment import solve_assignment
 from bioflow.core.couplings.base import CoupledBatch, Coupling
 
 
@@ -61,9 +61,17 @@ def exact_ot_plan(
 
 
 def sinkhorn_plan(
-    x0: Tensor, x1: Tensor, reg: float, normalize_cost: bool = False, num_iter: int = 1000
+    x0: Tensor,
+    x1: Tensor,
+    reg: float,
+    normalize_cost: bool = False,
+    num_iter: int = 1000,
+    tol: float = 1e-7,
 ) -> Tensor:
-    """Entropic OT plan for squared Euclidean cost, computed by log-domain Sinkhorn (POT).
+    """Entropic OT plan for squared Euclidean cost, by Sinkhorn iterations (POT) in float64.
+
+    The plain (kernel-space) iterations are used when ``max(cost) / reg`` is small enough
+    for ``exp(-cost / reg)`` not to underflow, and log-domain iterations otherwise.
 
     Parameters
     ----------
@@ -75,6 +83,8 @@ def sinkhorn_plan(
         Divide the cost by its maximum first (then ``reg`` is relative).
     num_iter
         Maximum number of Sinkhorn iterations.
+    tol
+        Stop when the marginal violation falls below this.
 
     Returns
     -------
@@ -83,23 +93,24 @@ def sinkhorn_plan(
     """
     if reg <= 0:
         raise ValueError(f"Sinkhorn `reg` must be > 0, got {reg}")
-    cost = squared_distances(x0.detach().double(), x1.detach().double())
+    cost = squared_distances(x0.detach().double(), x1.detach().double()).cpu().numpy()
     if normalize_cost:
-        cost = cost / cost.max().clamp_min(1e-12)
+        cost = cost / max(float(cost.max()), 1e-12)
     n, m = cost.shape
-    a = torch.full((n,), 1.0 / n, dtype=cost.dtype, device=cost.device)
-    b = torch.full((m,), 1.0 / m, dtype=cost.dtype, device=cost.device)
+    a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
+    # exp(-600) ~ 1e-261 is still a normal float64: plain iterations are safe below that.
+    method = "sinkhorn" if float(cost.max()) / reg < 600.0 else "sinkhorn_log"
     with warnings.catch_warnings():
         # Convergence warnings are expected at small reg; the plan is checked below.
         warnings.simplefilter("ignore")
-        plan = ot.sinkhorn(a, b, cost, reg, method="sinkhorn_log", numItermax=num_iter)
+        plan = ot.sinkhorn(a, b, cost, reg, method=method, numItermax=num_iter, stopThr=tol)
     _check_plan(plan, "Sinkhorn")
-    return plan
+    return torch.from_numpy(plan).to(x0.device)
 
 
 def _rows_from_plan(plan: Tensor, generator: torch.Generator | None) -> Tensor:
     """For each row ``i`` draw a column ``j ~ plan[i] / plan[i].sum()``, shape ``(n,)``."""
-    p = plan.float().cpu()
+    p = plan.detach().cpu().double()
     p = p / p.sum(1, keepdim=True).clamp_min(1e-300)
     bad = ~torch.isfinite(p).all(1) | (p.sum(1) <= 0)
     if bool(bad.any()):
@@ -111,7 +122,9 @@ class ExactOTCoupling(Coupling):
     """Exact minibatch OT pairs for squared Euclidean cost (OT-CFM).
 
     With equal batch sizes and uniform weights the optimal plan is a permutation, found
-    as an assignment problem (no duplicated or dropped points).  Otherwise POT's
+    as an assignment problem by an epsilon-scaling auction
+    (:func:`~bioflow.core.couplings.assignment.solve_assignment`; no duplicated or dropped
+    points).  Otherwise POT's
     network-simplex ``emd`` gives the plan, and each source point draws its partner from
     its row of the plan.
 
@@ -130,8 +143,7 @@ class ExactOTCoupling(Coupling):
             cost = squared_distances(x0.detach().double(), x1.detach().double()).cpu().numpy()
             if not np.isfinite(cost).all():
                 raise ValueError("cannot couple batches with NaN or infinite values")
-            rows, cols = linear_sum_assignment(cost)
-            j = torch.as_tensor(cols[np.argsort(rows)], device=x1.device)
+            j = torch.as_tensor(solve_assignment(cost), device=x1.device)
         else:
             plan = torch.from_numpy(exact_ot_plan(x0, x1))
             j = _rows_from_plan(plan, generator).to(x1.device)
@@ -152,7 +164,9 @@ class SinkhornCoupling(Coupling):
         Maximum Sinkhorn iterations.
     """
 
-    def __init__(self, reg: float = 0.5, normalize_cost: bool = False, num_iter: int = 1000):
+    def __init__(
+        self, reg: float = 0.5, normalize_cost: bool = False, num_iter: int = 1000
+    ) -> None:
         if reg <= 0:
             raise ValueError(f"Sinkhorn `reg` must be > 0, got {reg}")
         self.reg = float(reg)

@@ -3,3 +3,6 @@
 from bioflow.core.paths.affine import BrownianBridgePath, LinearPath, PathSample, ProbabilityPath
 
 __all__ = ["BrownianBridgePath", "LinearPath", "PathSample", "ProbabilityPath"]
+from bioflow.core.paths.simplex import GumbelSoftmaxPath, SimplexPathSample  # noqa: E402
+
+__all__ += ["GumbelSoftmaxPath", "SimplexPathSample"]

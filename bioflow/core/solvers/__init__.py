@@ -3,3 +3,6 @@
 from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
 
 __all__ = ["ODE_METHODS", "ODESolver", "integrate"]
+from bioflow.core.solvers.simplex import project_simplex, simplex_euler  # noqa: E402
+
+__all__ += ["project_simplex", "simplex_euler"]

@@ -1,0 +1,5 @@
+"""``python -m bioflow`` runs the command line (same as the ``bioflow`` script)."""
+
+from bioflow.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""Command line: ``bioflow fit|validate|test|predict --config configs/<name>.yaml``.
+
+Any :class:`~bioflow.models.base.FlowMatchingModule` and any LightningDataModule can be
+named by ``class_path``.  The DataModule's ``data_spec`` (data description: dimensions, time
+labels, alphabet...) is linked into the model's ``data_spec`` after the DataModule is
+built, so configs never repeat data dimensions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import lightning as L
+from lightning.pytorch.cli import LightningCLI
+
+from bioflow.callbacks import PredictionWriter
+from bioflow.models.base import FlowMatchingModule
+
+
+def _data_spec(dm) -> dict | None:
+    return getattr(dm, "data_spec", None)
+
+
+class BioflowCLI(LightningCLI):
+    """LightningCLI with bioflow's argument links and defaults."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data", "model.init_args.data_spec", compute_fn=_data_spec,
+                              apply_on="instantiate")
+        parser.set_defaults({
+            "trainer.logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                               "init_args": {"save_dir": "runs", "name": "bioflow"}},
+        })
+
+    def before_predict(self) -> None:
+        if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(PredictionWriter())
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``bioflow`` console script.
+
+    Examples
+    --------
+    >>> from bioflow.cli import main
+    >>> main(["fit", "--config", "configs/cells_simulated.yaml"])  # doctest: +SKIP
+    """
+    BioflowCLI(
+        FlowMatchingModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args if args is not None else sys.argv[1:],
+        auto_configure_optimizers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

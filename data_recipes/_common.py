@@ -1,0 +1,134 @@
+"""Shared plumbing of the data recipes: download with checksum, manifest, overwrite guard.
+
+Every recipe is a script with ``--help``; it takes ``--input`` (a local copy of the source
+file, used instead of downloading), ``--output`` and ``--force``, writes its output plus
+``<output>.manifest.json`` (sources, checksums, steps, package versions), and refuses to
+replace an existing output whose content differs unless ``--force`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+def sha256sum(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, dest: str | os.PathLike, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` (streamed), verifying ``sha256`` when given.
+
+    An existing ``dest`` with the right checksum is reused.  A checksum mismatch removes
+    the download and raises ``ValueError``.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and (sha256 is None or sha256sum(dest) == sha256):
+        return dest
+    req = urllib.request.Request(url, headers={"User-Agent": "bioflow-data-recipe"})
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            shutil.copyfileobj(resp, tmp, CHUNK)
+    tmp_path = Path(tmp.name)
+    if sha256 is not None and sha256sum(tmp_path) != sha256:
+        got = sha256sum(tmp_path)
+        tmp_path.unlink()
+        raise ValueError(f"checksum mismatch for {url}: expected {sha256}, got {got}")
+    tmp_path.replace(dest)
+    return dest
+
+
+def fetch(source: dict, local: str | None, cache_dir: str | os.PathLike) -> tuple[Path, dict]:
+    """The source file: ``local`` when given (checksum recorded, not enforced), else downloaded.
+
+    Returns
+    -------
+    path, record
+        Where the file is, and the manifest record ``{url, file, sha256, verified}``.
+    """
+    if local is not None:
+        path = Path(local)
+        if not path.exists():
+            raise ValueError(f"--input {local!r} does not exist")
+        digest = sha256sum(path)
+        verified = source.get("sha256") is not None and digest == source["sha256"]
+    else:
+        path = download(source["url"], Path(cache_dir) / source["file"], source.get("sha256"))
+        digest, verified = sha256sum(path), source.get("sha256") is not None
+    return path, {"url": source["url"], "file": str(path), "sha256": digest,
+                  "verified_against_published_checksum": verified}
+
+
+def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
+    """Call ``write(tmp_path)``, then move the result to ``output`` unless a *different*
+    file is already there (identical content is accepted; ``--force`` replaces)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    write(tmp)
+    digest = sha256sum(tmp)
+    if output.exists() and not force and sha256sum(output) != digest:
+        tmp.unlink()
+        raise SystemExit(
+            f"{output} exists with different content; pass --force to replace it"
+        )
+    tmp.replace(output)
+    return digest
+
+
+def versions() -> dict:
+    """Versions of the packages a recipe used."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn", "bioflow"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def write_manifest(output: str | os.PathLike, *, recipe: str, sources: list[dict],
+                   steps: list[str], output_sha256: str, extra: dict | None = None) -> Path:
+    """Write ``<output>.manifest.json`` describing how ``output`` was made."""
+    path = Path(str(output) + ".manifest.json")
+    manifest = {
+        "recipe": recipe,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "output": str(output),
+        "output_sha256": output_sha256,
+        "sources": sources,
+        "steps": steps,
+        "versions": versions(),
+        **(extra or {}),
+    }
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+def base_parser(description: str, default_output: str) -> argparse.ArgumentParser:
+    """Argument parser with the options every recipe shares."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", default=default_output, help=f"output .h5ad (default {default_output})")
+    p.add_argument("--cache-dir", default="data/raw", help="where downloads are kept")
+    p.add_argument("--force", action="store_true", help="replace an existing, different output")
+    return p

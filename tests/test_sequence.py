@@ -1,0 +1,228 @@
+"""Gumbel-Softmax flow matching for sequences: path, solver, guidance, model, data, io."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import bioflow
+from bioflow.core.guidance import STGuidance, straight_through_sample
+from bioflow.core.losses import sequence_cross_entropy
+from bioflow.core.paths import GumbelSoftmaxPath
+from bioflow.core.solvers import project_simplex, simplex_euler
+from bioflow.data.sequences import SequenceDataModule, decode, encode, one_hot
+from bioflow.io import load_model, read_fasta, write_fasta
+from bioflow.models import SequenceFlow, SequencePredictor
+
+
+def test_model_velocity_sums_to_zero_and_matches_conditional_at_vertex():
+    path = GumbelSoftmaxPath()
+    g = torch.Generator().manual_seed(0)
+    x = torch.softmax(torch.randn(5, 7, 4, generator=g), -1)
+    p = torch.softmax(torch.randn(5, 7, 4, generator=g), -1)
+    t = torch.rand(5, generator=g)
+    v = path.model_velocity(x, p, t)
+    assert torch.allclose(v.sum(-1), torch.zeros(5, 7), atol=1e-5)
+    # p = e_k gives the conditional velocity (lam / tau) x_k (e_k - x)
+    k = torch.randint(0, 4, (5, 7), generator=g)
+    e = torch.nn.functional.one_hot(k, 4).float()
+    assert torch.allclose(
+        path.model_velocity(x, e, t), path.conditional_velocity(x, k, t), atol=1e-6
+    )
+    # hand-solved: x uniform, p = e_0, t = 0 -> (3/10) * 1/4 * (e_0 - 1/4)
+    u = path.model_velocity(torch.full((1, 1, 4), 0.25), torch.eye(4)[[[0]]], torch.zeros(1))
+    assert torch.allclose(u, 0.3 * 0.25 * (torch.eye(4)[0] - 0.25), atol=1e-7)
+
+
+def test_interpolant_logit_gap_and_concentration():
+    path = GumbelSoftmaxPath(tau_max=10.0, lam=3.0, beta=2.0)
+    K = 4
+    target = torch.randint(0, K, (4000, 4), generator=torch.Generator().manual_seed(1))
+    g = torch.zeros(4000, 4, K)
+    x = path.interpolate(target, K, torch.zeros(4000), g)
+    # without noise the logit gap is exactly 1 / tau
+    lx = torch.log(x)
+    gap = lx.gather(-1, target[..., None]).squeeze(-1) - lx.amax(-1) * 0 - lx.mean(-1)
+    assert torch.allclose(gap * 4 / 3, torch.full_like(gap, 1 / 10.0), atol=1e-5)
+    means = []
+    for t in (0.0, 0.5, 1.0, 3.0):
+        ps = path.sample(target, K, torch.tensor(t), generator=torch.Generator().manual_seed(2))
+        means.append(ps.x_t.gather(-1, target[..., None]).mean().item())
+        assert torch.allclose(ps.x_t.sum(-1), torch.ones(4000, 4), atol=1e-5)
+    assert all(a < b for a, b in zip(means, means[1:], strict=False))
+    assert means[0] < 0.3 and means[-1] > 0.65
+    # argmax of x_t is the Gumbel-max draw: P(target) = e^beta / (e^beta + K - 1)
+    acc = (ps.x_t.argmax(-1) == target).float().mean().item()
+    assert abs(acc - math.e**2 / (math.e**2 + K - 1)) < 0.02
+
+
+def test_score_mixture_and_conditional_score_match_autograd():
+    path = GumbelSoftmaxPath()
+    K = 5
+    t = torch.tensor([0.4])
+    x = torch.softmax(torch.randn(1, 1, K), -1)
+    k = torch.tensor([[2]])
+    # Concrete log-density with alpha = exp(beta e_k), temperature c = beta tau
+    c = path.beta * path.tau(t)
+    la = path.beta * torch.nn.functional.one_hot(k, K).float()
+    xr = x.clone().requires_grad_(True)
+    logp = -(c + 1) * torch.log(xr).sum() - K * torch.logsumexp(la - c * torch.log(xr), -1).sum()
+    (grad,) = torch.autograd.grad(logp, xr)
+    want = x * grad
+    want = want - want.mean(-1, keepdim=True)
+    assert torch.allclose(path.conditional_score(x, k, t), want, atol=1e-4)
+    p = torch.softmax(torch.randn(1, 1, K), -1)
+    mix = sum(
+        p[..., j : j + 1] * path.conditional_score(x, torch.tensor([[j]]), t) for j in range(K)
+    )
+    assert torch.allclose(path.score_from_probs(x, p, t), mix, atol=1e-4)
+
+
+def test_simplex_euler_stays_on_simplex():
+    x0 = GumbelSoftmaxPath().prior_sample(6, 5, 4)
+    big = lambda t, x: 50 * torch.randn_like(x)  # noqa: E731  pushes off the simplex
+    path = simplex_euler(big, x0, steps=10, return_path=True)
+    assert path.shape == (11, 6, 5, 4)
+    assert (path >= 0).all() and torch.allclose(path.sum(-1), torch.ones(11, 6, 5), atol=1e-5)
+    assert torch.allclose(project_simplex(torch.tensor([-1.0, 1.0, 3.0])).sum(), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="steps"):
+        simplex_euler(big, x0, steps=0)
+
+
+def test_straight_through_is_hard_forward_soft_backward():
+    x = torch.softmax(torch.randn(3, 4, 4), -1).requires_grad_(True)
+    y = straight_through_sample(x, 6)
+    assert set(y.detach().unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(y.detach().sum(-1), torch.ones(6, 3, 4))
+    y[..., 0].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_cross_entropy_hand_value():
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25]]]))
+    assert torch.isclose(
+        sequence_cross_entropy(logits, torch.tensor([[0]])), torch.tensor(math.log(2.0))
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return SequenceFlow("ACGT", seq_len=12, hidden=16, n_layers=2).eval()
+
+
+def test_samples_on_simplex_and_decoded(tiny_model):
+    x = tiny_model.sample_simplex(8, steps=10, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (8, 12, 4) and (x >= 0).all()
+    assert torch.allclose(x.sum(-1), torch.ones(8, 12), atol=1e-5)
+    seqs = tiny_model.decode(x)
+    assert len(seqs) == 8 and all(len(s) == 12 and set(s) <= set("ACGT") for s in seqs)
+
+
+def test_guidance_raises_rewarded_letter(tiny_model):
+    def reward(onehot):  # reward letter "G"
+        return onehot[..., 2].sum(-1)
+
+    free = bioflow.tl.sample_sequences(tiny_model, 32, steps=10, seed=3)
+    guided = bioflow.tl.sample_sequences(
+        tiny_model, 32, steps=10, guidance=reward, guidance_scale=5.0, n_guidance_samples=4, seed=3
+    )
+    f_free = np.mean([s.count("G") / 12 for s in free])
+    f_guided = np.mean([s.count("G") / 12 for s in guided])
+    assert f_guided > f_free + 0.3
+    g = STGuidance(reward, n_samples=4).gradient(torch.full((2, 3, 4), 0.25))
+    assert torch.allclose(g.sum(-1), torch.zeros(2, 3), atol=1e-5)
+    assert (g[..., 2] > 0).all()
+
+
+def test_fit_save_load_roundtrip(tmp_path):
+    seqs, y = bioflow.datasets.motif_sequences(64, length=12, motif="TATA", seed=0)
+    for objective in ("flow", "score"):
+        model = bioflow.tl.fit_sequence_flow(
+            seqs,
+            objective=objective,
+            max_steps=3,
+            batch_size=16,
+            model_kwargs=dict(hidden=16, n_layers=2),
+            enable_progress_bar=False,
+        )
+        model.save(tmp_path / "m.pt")
+        again = load_model(tmp_path / "m.pt")
+        assert isinstance(again, SequenceFlow) and again.objective == objective
+        x = torch.full((2, 12, 4), 0.25)
+        assert torch.allclose(
+            model(torch.tensor([0.3, 0.7]), x), again(torch.tensor([0.3, 0.7]), x)
+        )
+        assert bioflow.tl.sample_sequences(
+            model, 5, steps=5, seed=1
+        ) == bioflow.tl.sample_sequences(again, 5, steps=5, seed=1)
+    clf = bioflow.tl.fit_sequence_classifier(
+        seqs, y, max_steps=3, batch_size=16, enable_progress_bar=False
+    )
+    clf.save(tmp_path / "c.pt")
+    assert isinstance(load_model(tmp_path / "c.pt"), SequencePredictor)
+    with pytest.raises(ValueError, match="SequencePredictor"):
+        SequenceFlow.load(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="task"):
+        bioflow.tl.fit_sequence_classifier(seqs, y, task="ranking")
+    with pytest.raises(ValueError, match="objective"):
+        bioflow.tl.fit_sequence_flow(seqs, objective="energy")
+
+
+def test_transformer_backbone_protein():
+    model = SequenceFlow(
+        "ACDEFGHIKLMNPQRSTVWY", seq_len=6, backbone="transformer", hidden=16, n_layers=1
+    )
+    loss = model.compute_loss({"tokens": torch.randint(0, 20, (4, 6))}).loss
+    assert torch.isfinite(loss)
+    assert len(model.sample(2, steps=3)[0]) == 6
+
+
+def test_encoding_and_bad_input(tmp_path):
+    assert encode(["acgt"]).tolist() == [[0, 1, 2, 3]]
+    assert decode(one_hot(["GATTACA"])) == ["GATTACA"]
+    with pytest.raises(ValueError, match=r"record 'b'.*'N' at position 3"):
+        encode(["ACGT", "ACNT"], names=["a", "b"])
+    with pytest.raises(ValueError, match="mixed lengths"):
+        encode(["ACGT", "ACG"])
+    with pytest.raises(ValueError, match="alphabet"):
+        encode(["ACGT"], alphabet="x")
+    fa = tmp_path / "s.fa"
+    write_fasta(fa, ["ACGT" * 30, "TTTT" * 30], names=["r1", "r2"])
+    assert read_fasta(fa) == [("r1", "ACGT" * 30), ("r2", "TTTT" * 30)]
+    dm = SequenceDataModule(str(fa), batch_size=2)
+    assert dm.seq_len == 120
+    (tmp_path / "bad.fa").write_text(">ok\nACGT\n>weird\nACXT\n")
+    with pytest.raises(ValueError, match=r"'weird'.*'X' at position 3"):
+        SequenceDataModule(str(tmp_path / "bad.fa"))
+    (tmp_path / "nohead.fa").write_text("ACGT\n")
+    with pytest.raises(ValueError, match="header"):
+        read_fasta(tmp_path / "nohead.fa")
+    with pytest.raises(ValueError, match="neither"):
+        SequenceDataModule("not_a_file.fa")
+
+
+def test_datasets():
+    seqs, y = bioflow.datasets.motif_sequences(
+        200, length=30, motif="TATAAT", motif_fraction=0.5, seed=0
+    )
+    assert all(("TATAAT" in s) == bool(t) for s, t in zip(seqs, y, strict=True))
+    assert 0.35 < y.mean() < 0.65
+    seqs, probs, alphabet = bioflow.datasets.categorical_toy(10, n=20000, seed=0)
+    assert np.allclose(probs.sum(1), 1)
+    tok = encode(seqs, alphabet)
+    freq = np.bincount(tok[:, 0], minlength=10) / len(seqs)
+    assert np.abs(freq - probs[0]).max() < 0.02
+
+
+def test_renoise_sampler_returns_letters(tiny_model):
+    x = tiny_model.sample_simplex(
+        6, steps=4, method="renoise", generator=torch.Generator().manual_seed(0)
+    )
+    assert x.shape == (6, 12, 4) and torch.equal(x.sum(-1), torch.ones(6, 12))
+    assert set(x.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="guidance"):
+        tiny_model.sample_simplex(2, steps=2, method="renoise", guidance=lambda y: y.sum((1, 2)))
+    with pytest.raises(ValueError, match="method"):
+        tiny_model.sample_simplex(2, method="heun")
