@@ -8,15 +8,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 
 from bioflow.data.anndata import CellTimeSeries, read_time_series
-
-
-def _rank_and_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+from bioflow.data.builtin import read_adata
+from bioflow.data.streams import SeededBatchStream, draw_rows
 
 
 def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = None) -> dict:
@@ -48,14 +44,14 @@ def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = 
     return out
 
 
-class CellPairDataset(IterableDataset):
+class CellPairDataset(SeededBatchStream):
     """Endless stream of batches, one minibatch per consecutive pair of kept times.
 
     Each batch is ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,), "seed": int,
     "rows": (2 I B,)}`` with ``I`` the number of intervals and ``rows`` the cells drawn.
     Under DDP every rank draws from its own disjoint shard of the cells of each time, so
-    ranks see different cells.  Batch ``k`` is a pure function of ``(seed, rank, k)``, and
-    ``start_index`` continues the stream after a resumed checkpoint.
+    ranks see different cells.  Batch ``k`` is a pure function of ``(seed, rank, k)``
+    (:class:`~bioflow.data.streams.SeededBatchStream`).
 
     Parameters
     ----------
@@ -80,60 +76,37 @@ class CellPairDataset(IterableDataset):
         seed: int = 0,
         coupling=None,
     ) -> None:
-        super().__init__()
+        super().__init__(steps_per_epoch, seed)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.series = series
         self.x = torch.from_numpy(series.x)
         self.batch_size = batch_size
-        self.steps_per_epoch = steps_per_epoch
-        self.seed = seed
         self.coupling = coupling
-        self.start_index = 0  # global index of the first batch (set on resume)
+        intervals = series.intervals()
+        values = series.spec.values
+        self._t0 = torch.tensor([values[a] for a, _ in intervals], dtype=torch.float32)
+        self._t1 = torch.tensor([values[b] for _, b in intervals], dtype=torch.float32)
 
-    def shard_indices(self, rank: int, world: int) -> dict[int, np.ndarray]:
+    def shard(self, rank: int, world: int) -> dict[int, torch.Tensor]:
         """Cells of each kept time assigned to ``rank`` of ``world`` (disjoint across ranks)."""
         rng = np.random.default_rng(self.seed)
         out = {}
         for k in self.series.kept:
             idx = rng.permutation(self.series.cells_at(k))
             part = idx[rank::world]
-            out[k] = part if len(part) else idx  # too few cells to shard: share them
+            out[k] = torch.as_tensor(part if len(part) else idx)  # too few cells: share
         return out
 
-    def batch_seed(self, index: int, rank: int = 0) -> int:
-        """Seed of global batch ``index`` on ``rank``: batches are a pure function of it."""
-        return (self.seed * 1_000_003 + rank * 7919 + index * 15485863) % (2**62)
-
-    def __iter__(self):
-        rank, world = _rank_and_world()
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        shards = self.shard_indices(rank, world)
+    def make_batch(self, shard: dict[int, torch.Tensor], generator: torch.Generator) -> dict:
         intervals = self.series.intervals()
-        values = self.series.spec.values
-        t0 = torch.tensor([values[a] for a, _ in intervals], dtype=torch.float32)
-        t1 = torch.tensor([values[b] for _, b in intervals], dtype=torch.float32)
-        # Loader workers yield in turn, so worker ``wid`` makes batches wid, wid + nw, ...
-        for local in range(wid, self.steps_per_epoch, nw):
-            index = self.start_index + local
-            seed = self.batch_seed(index, rank)
-            g = torch.Generator().manual_seed(seed)
-            rows0 = torch.stack([self._draw(shards[a], g) for a, _ in intervals])
-            rows1 = torch.stack([self._draw(shards[b], g) for _, b in intervals])
-            batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": t0, "t1": t1,
-                     "seed": seed, "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
-            if self.coupling is not None:
-                batch = couple_intervals(self.coupling, batch, g)
-            yield batch
-
-    def _draw(self, idx: np.ndarray, g: torch.Generator) -> torch.Tensor:
-        n = len(idx)
-        if n >= self.batch_size:
-            pick = torch.randperm(n, generator=g)[: self.batch_size]
-        else:
-            pick = torch.randint(n, (self.batch_size,), generator=g)
-        return torch.as_tensor(idx)[pick]
+        rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
+        rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
+        batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": self._t0, "t1": self._t1,
+                 "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
+        if self.coupling is not None:
+            batch = couple_intervals(self.coupling, batch, generator)
+        return batch
 
 
 class CellDynamicsDataModule(L.LightningDataModule):
@@ -165,6 +138,11 @@ class CellDynamicsDataModule(L.LightningDataModule):
         Seed of the draws.
     backed
         Open an ``.h5ad`` path in backed mode (only the needed matrix is read to memory).
+    predict_source_time, predict_target_time, predict_output
+        ``predict`` pushes the cells of ``predict_source_time`` to ``predict_target_time``
+        and writes them to the ``.h5ad`` path ``predict_output``.
+    dataset_kwargs
+        Arguments of the generator when ``adata`` is ``"builtin:<name>"``.
 
     Examples
     --------
@@ -190,14 +168,10 @@ class CellDynamicsDataModule(L.LightningDataModule):
         predict_source_time: Any = None,
         predict_target_time: Any = None,
         predict_output: str | None = None,
+        dataset_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(adata, str) and adata.startswith("builtin:"):
-            adata = _builtin(adata)
-        elif isinstance(adata, str | bytes) or hasattr(adata, "__fspath__"):
-            import anndata as ad
-
-            adata = ad.read_h5ad(adata, backed="r" if backed else None)
+        adata = read_adata(adata, "cells", dataset_kwargs, backed)
         series = read_time_series(adata, time_key, use_rep, exclude_times)
         self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
         self.predict_source_time = predict_source_time
@@ -325,13 +299,3 @@ class CellDynamicsDataModule(L.LightningDataModule):
 
 def _identity(batch):
     return batch
-
-
-def _builtin(name: str):
-    """An AnnData from ``"builtin:<generator>"`` (e.g. ``builtin:simulated_differentiation``)."""
-    from bioflow import datasets
-
-    fn = getattr(datasets, name.split(":", 1)[1], None)
-    if fn is None:
-        raise ValueError(f"unknown built-in dataset {name!r}; see bioflow.datasets")
-    return fn()

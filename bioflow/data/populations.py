@@ -10,10 +10,11 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
 from bioflow.data.anndata import _py, read_representation
-from bioflow.data.cells import _rank_and_world
+from bioflow.data.builtin import read_adata
+from bioflow.data.streams import SeededBatchStream, draw_rows
 
 
 def match_value(col: pd.Series, value: Any) -> np.ndarray:
@@ -237,14 +238,15 @@ def read_populations(
     return PopulationSet(x, problems, held_out, train_pops, conditions, keys, var_names)
 
 
-class PopulationBatchDataset(IterableDataset):
+class PopulationBatchDataset(SeededBatchStream):
     """Endless batches of several populations x many cells.
 
     Each batch is a dict: ``"x0"`` ``(P, n, d)`` initial cells, ``"x1"`` ``(P, n, d)``
-    final cells (independent draws, with replacement), ``"src"`` a list of ``P`` tensors
-    of up to ``embed_cells`` initial cells each (without replacement, for the encoder),
-    ``"pop"`` ``(P,)`` and ``"cond"`` ``(P,)`` indices.  Problems are sharded over
-    ``torch.distributed`` ranks and loader workers.
+    final cells (independent draws), ``"src"`` a list of ``P`` tensors of up to
+    ``embed_cells`` initial cells each (without replacement, for the encoder), ``"pop"``
+    ``(P,)`` and ``"cond"`` ``(P,)`` indices, ``"rows"`` the cells drawn and ``"seed"``.
+    Populations (with all their treatments) are sharded over ``torch.distributed`` ranks,
+    so ranks never share a cell; batch ``k`` is a pure function of ``(seed, rank, k)``.
     """
 
     def __init__(
@@ -256,52 +258,70 @@ class PopulationBatchDataset(IterableDataset):
         steps_per_epoch: int,
         seed: int,
     ) -> None:
-        super().__init__()
+        super().__init__(steps_per_epoch, seed)
         self.pset, self.P, self.n = pset, populations_per_step, cells_per_population
-        self.embed_cells, self.steps, self.seed = embed_cells, steps_per_epoch, seed
-        self.epoch = 0
+        self.embed_cells = embed_cells
+        self.x = torch.from_numpy(pset.x)
 
     def shard(self, rank: int, world: int) -> list[PopulationProblem]:
-        """The problems of one rank (all of them when there are fewer than ranks)."""
-        probs = self.pset.problems
-        mine = probs[rank::world]
-        return mine if mine else probs
+        """The problems of the populations of one rank (all when there are fewer than ranks)."""
+        labels = sorted({p.population for p in self.pset.problems})
+        mine = set(labels[rank::world])
+        probs = [p for p in self.pset.problems if p.population in mine]
+        return probs if probs else list(self.pset.problems)
 
-    def __iter__(self):
-        rank, world = _rank_and_world()
-        info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        probs = self.shard(rank, world)
-        rng = np.random.default_rng([self.seed, rank, wid, self.epoch])
-        self.epoch += 1
-        x = self.pset.x
-        for _ in range(self.steps // nw if nw > 1 else self.steps):
-            pick = rng.choice(len(probs), self.P, replace=len(probs) < self.P)
-            x0, x1, src, pop, cond = [], [], [], [], []
-            for j in pick:
-                pr = probs[j]
-                x0.append(x[rng.choice(pr.source, self.n)])
-                x1.append(x[rng.choice(pr.target, self.n)])
-                m = min(len(pr.source), self.embed_cells)
-                src.append(torch.from_numpy(x[rng.choice(pr.source, m, replace=False)]))
-                pop.append(pr.population_index)
-                cond.append(pr.condition_index)
-            yield {
-                "x0": torch.from_numpy(np.stack(x0)),
-                "x1": torch.from_numpy(np.stack(x1)),
-                "src": src,
-                "pop": torch.tensor(pop),
-                "cond": torch.tensor(cond) if self.pset.conditions else None,
-            }
+    def make_batch(self, shard: list[PopulationProblem], generator: torch.Generator) -> dict:
+        n_prob = len(shard)
+        if n_prob >= self.P:
+            pick = torch.randperm(n_prob, generator=generator)[: self.P]
+        else:
+            pick = torch.randint(n_prob, (self.P,), generator=generator)
+        x0, x1, src, rows = [], [], [], []
+        for j in pick.tolist():
+            pr = shard[j]
+            s_rows, t_rows = torch.from_numpy(pr.source), torch.from_numpy(pr.target)
+            r0 = s_rows[torch.randint(len(s_rows), (self.n,), generator=generator)]
+            r1 = t_rows[torch.randint(len(t_rows), (self.n,), generator=generator)]
+            re = draw_rows(s_rows, min(len(s_rows), self.embed_cells), generator)
+            x0.append(self.x[r0])
+            x1.append(self.x[r1])
+            src.append(self.x[re])
+            rows += [r0, r1]
+        probs = [shard[j] for j in pick.tolist()]
+        return {
+            "x0": torch.stack(x0),
+            "x1": torch.stack(x1),
+            "src": src,
+            "pop": torch.tensor([p.population_index for p in probs]),
+            "cond": torch.tensor([p.condition_index for p in probs])
+            if self.pset.conditions
+            else None,
+            "rows": torch.cat(rows),
+        }
 
 
 class PopulationDataModule(L.LightningDataModule):
-    """Lightning DataModule over the populations of a :class:`PopulationSet`.
+    """Lightning DataModule over populations of initial and final cells.
+
+    Training batches hold ``populations_per_step`` populations (sharded across DDP ranks)
+    x ``cells_per_population`` cell pairs.  Validation pushes the initial cells of each
+    held-out population (``exclude_populations``; without any, of up to
+    ``val_populations`` training populations) and compares them with the final cells.
+    ``predict`` does the same for the held-out populations (or ``predict_populations``)
+    and writes the predicted cells to the ``.h5ad`` path ``predict_output``.
 
     Parameters
     ----------
-    pset
-        Validated populations (:func:`read_populations`).
+    adata
+        AnnData, a path to an ``.h5ad`` file, ``"builtin:letters"`` /
+        ``"builtin:population_response"``, or an already read :class:`PopulationSet`
+        (the key arguments are then ignored).
+    population_key, source_key, source_value, condition_key, use_rep
+        See :func:`bioflow.tl.fit_meta_flow`.
+    exclude_populations
+        Populations kept out of training (validated and predicted).
+    min_source_cells
+        Every population needs this many initial cells (``k + 1`` for the encoder).
     populations_per_step
         Populations per batch.
     cells_per_population
@@ -310,10 +330,20 @@ class PopulationDataModule(L.LightningDataModule):
         Initial cells per population handed to the encoder.
     steps_per_epoch
         Batches per (virtual) epoch.
+    val_cells
+        At most this many cells of each side in validation and prediction inputs.
+    val_populations
+        Training populations validated when none is held out.
     num_workers
         Data-loader workers.
     seed
         Sampling seed.
+    dataset_kwargs
+        Arguments of the generator when ``adata`` is ``"builtin:<name>"``.
+    backed
+        Open an ``.h5ad`` path in backed mode.
+    predict_populations, predict_output
+        What ``predict`` pushes (default: the excluded populations) and where it writes.
 
     Examples
     --------
@@ -329,24 +359,57 @@ class PopulationDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        pset: PopulationSet,
+        adata: Any,
+        population_key: str = "population",
+        source_key: str = "state",
+        source_value: Any = "source",
+        condition_key: str | None = None,
+        use_rep: str | None = None,
+        exclude_populations: Sequence = (),
+        min_source_cells: int = 1,
         populations_per_step: int = 8,
         cells_per_population: int = 256,
         embed_cells: int = 512,
         steps_per_epoch: int = 100,
+        val_cells: int = 1000,
+        val_populations: int = 4,
         num_workers: int = 0,
         seed: int = 0,
+        dataset_kwargs: dict | None = None,
+        backed: bool = False,
+        predict_populations: Sequence | None = None,
+        predict_output: str | None = None,
     ) -> None:
         super().__init__()
         if populations_per_step < 1 or cells_per_population < 1:
             raise ValueError("populations_per_step and cells_per_population must be >= 1")
+        if isinstance(adata, PopulationSet):
+            pset, self._obs = adata, None
+        else:
+            adata = read_adata(adata, "populations", dataset_kwargs, backed)
+            pset = read_populations(
+                adata, population_key, source_key, source_value, condition_key, use_rep,
+                exclude_populations, min_source_cells,
+            )
+            self._obs = adata.obs.copy()
         self.pset = pset
         self.populations_per_step = populations_per_step
         self.cells_per_population = cells_per_population
         self.embed_cells = embed_cells
         self.steps_per_epoch = steps_per_epoch
+        self.val_cells, self.val_populations = val_cells, val_populations
         self.num_workers = num_workers
         self.seed = seed
+        self.predict_populations = predict_populations
+        self.predict_output = predict_output
+
+    @property
+    def data_spec(self) -> dict:
+        """Description of the data stored in a fitted model (dim, labels, keys)."""
+        spec = self.pset.data_spec()
+        everything = self.pset.problems + self.pset.held_out
+        spec["min_source_cells"] = int(min(len(p.source) for p in everything))
+        return spec
 
     def train_dataloader(self) -> DataLoader:
         ds = PopulationBatchDataset(
@@ -357,9 +420,87 @@ class PopulationDataModule(L.LightningDataModule):
             self.steps_per_epoch,
             self.seed,
         )
-        return DataLoader(
-            ds,
-            batch_size=None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        if self.trainer is not None:
+            ds.start_index = self.trainer.global_step
+        return DataLoader(ds, batch_size=None, num_workers=self.num_workers)
+
+    def _problem_batches(self, problems: list[PopulationProblem], seed: int) -> list[dict]:
+        rng = np.random.default_rng(seed)
+
+        def cells(rows):
+            if len(rows) > self.val_cells:
+                rows = np.sort(rng.choice(rows, self.val_cells, replace=False))
+            return rows
+
+        out = []
+        for pr in problems:
+            src, tgt = cells(pr.source), cells(pr.target)
+            out.append({
+                "x0": torch.from_numpy(self.pset.x[src]),
+                "x1": torch.from_numpy(self.pset.x[tgt]),
+                "pop": torch.tensor([pr.population_index]),
+                "cond": torch.tensor([pr.condition_index]) if self.pset.conditions else None,
+                "rows": torch.from_numpy(src),
+                "name": pr.population if pr.condition is None
+                else f"{pr.population}/{pr.condition}",
+            })
+        return out
+
+    def val_dataloader(self) -> DataLoader:
+        probs = self.pset.held_out or self.pset.problems[: self.val_populations]
+        batches = self._problem_batches(probs, self.seed + 1)
+        return DataLoader(batches, batch_size=None, collate_fn=_identity)
+
+    def _predict_problems(self) -> list[PopulationProblem]:
+        if self.predict_populations is None:
+            if not self.pset.held_out:
+                raise ValueError(
+                    "nothing to predict: set data.predict_populations or data.exclude_populations"
+                )
+            return self.pset.held_out
+        wanted = [str(p) for p in self.predict_populations]
+        allp = self.pset.problems + self.pset.held_out
+        known = {p.population for p in allp}
+        missing = [p for p in wanted if p not in known]
+        if missing:
+            raise ValueError(f"predict_populations {missing} are not populations of the data")
+        return [p for p in allp if p.population in wanted]
+
+    def predict_dataloader(self) -> DataLoader:
+        batches = self._problem_batches(self._predict_problems(), self.seed + 2)
+        for b in batches:
+            b.pop("x1")  # prediction needs only the initial cells
+        return DataLoader(batches, batch_size=None, collate_fn=_identity)
+
+    def write_predictions(self, predictions: list, path: str | None = None) -> str:
+        """Write predicted final cells (one ``(n_i, d)`` tensor per problem) to ``.h5ad``."""
+        import anndata as ad
+
+        path = path or self.predict_output
+        if path is None:
+            raise ValueError("set data.predict_output to the .h5ad path to write")
+        batches = self._problem_batches(self._predict_problems(), self.seed + 2)
+        keys = self.pset.keys
+        x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
+        obs = pd.DataFrame({
+            keys["population_key"]: np.concatenate(
+                [[str(b["name"]).split("/")[0]] * len(b["rows"]) for b in batches]
+            ),
+            "bioflow_source_row": np.concatenate([b["rows"].numpy() for b in batches]),
+        })
+        if keys["condition_key"] is not None:
+            obs[keys["condition_key"]] = np.concatenate(
+                [[self.pset.conditions[int(b["cond"])]] * len(b["rows"]) for b in batches]
+            )
+        obs.index = obs.index.astype(str)
+        if keys["use_rep"] is None:
+            out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self.pset.var_names or None))
+        else:
+            out = ad.AnnData(obs=obs)
+            out.obsm[keys["use_rep"]] = x
+        out.write_h5ad(path)
+        return path
+
+
+def _identity(batch):
+    return batch

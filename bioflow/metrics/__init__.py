@@ -1,4 +1,5 @@
-"""Distances between point clouds: W1, W2 (exact OT), RBF-MMD, feature-correlation r."""
+"""Distances between point clouds (W1, W2, RBF-MMD, feature-correlation r) and between sets
+of sequences (per-position marginal KL, k-mer spectrum distance)."""
 
 from bioflow.metrics.distribution import (
     MMD_GAMMAS,
@@ -9,3 +10,11 @@ from bioflow.metrics.distribution import (
 )
 
 __all__ = ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"]
+from bioflow.metrics.sequence import (  # noqa: E402
+    kmer_distance,
+    kmer_spectrum,
+    letter_frequencies,
+    marginal_kl,
+)
+
+__all__ += ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"]

@@ -10,7 +10,8 @@ from torch import Tensor
 from bioflow.core.losses import flow_matching_loss
 from bioflow.core.paths import LinearPath
 from bioflow.core.solvers import integrate
-from bioflow.models.base import FlowMatchingModule, LossOutput
+from bioflow.metrics import mmd_rbf, wasserstein
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import FourierFeatures, PopulationEncoder, ResidualMLPVectorField
 
 META_METHODS = ("mfm", "fm", "cgfm")
@@ -35,13 +36,14 @@ class MetaFlowMatching(FlowMatchingModule):
     Parameters
     ----------
     dim
-        Features per cell.
+        Features per cell; taken from ``data_spec["dim"]`` when ``None`` (the CLI links the
+        DataModule's ``data_spec``).
     method
         ``"mfm"``, ``"fm"`` or ``"cgfm"``.
     n_conditions
-        Number of treatments (0: no treatment input).
+        Number of treatments (0: no treatment input); default from ``data_spec``.
     n_populations
-        Number of training populations (needed by ``"cgfm"``).
+        Number of training populations (needed by ``"cgfm"``); default from ``data_spec``.
     embed_dim, encoder_hidden, k
         Population encoder: embedding size, GCN widths and kNN neighbours.
     embed_cells
@@ -77,10 +79,10 @@ class MetaFlowMatching(FlowMatchingModule):
 
     def __init__(
         self,
-        dim: int,
+        dim: int | None = None,
         method: str = "mfm",
-        n_conditions: int = 0,
-        n_populations: int = 0,
+        n_conditions: int | None = None,
+        n_populations: int | None = None,
         embed_dim: int = 32,
         encoder_hidden: Sequence[int] = (64, 64),
         k: int = 50,
@@ -102,11 +104,26 @@ class MetaFlowMatching(FlowMatchingModule):
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         if method not in META_METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
+        spec = data_spec or {}
+        if dim is None:
+            if "dim" not in spec:
+                raise ValueError("MetaFlowMatching needs `dim` (or a data_spec with 'dim')")
+            dim = int(spec["dim"])
+        if n_conditions is None:
+            n_conditions = len(spec.get("conditions", []))
+        if n_populations is None:
+            n_populations = len(spec.get("populations", []))
+        if method == "mfm" and spec.get("min_source_cells", k + 1) < k + 1:
+            raise ValueError(
+                f"a population has {spec['min_source_cells']} initial cells; the encoder's kNN "
+                f"graph with k={k} needs at least k + 1 = {k + 1} (lower k)"
+            )
         if method == "cgfm" and n_populations < 1:
             raise ValueError("method='cgfm' needs n_populations >= 1 (training populations)")
         if embed_cells < k + 1:
             raise ValueError(f"embed_cells ({embed_cells}) must be at least k + 1 ({k + 1})")
         self.save_hyperparameters()
+        self.hparams.update(dim=dim, n_conditions=n_conditions, n_populations=n_populations)
         self.method, self.dim = method, dim
         self.n_conditions, self.n_populations = n_conditions, n_populations
         self.embed_cells = embed_cells
@@ -196,18 +213,41 @@ class MetaFlowMatching(FlowMatchingModule):
     def compute_loss(self, batch: dict) -> LossOutput:
         x0, x1 = batch["x0"], batch["x1"]
         n_pop, n_cells, d = x0.shape
+        _, dev_gen = batch_generators(batch, x0.device)
         cvec = self.condition_vector(
             n_pop,
             cells=batch.get("src"),
             condition=batch.get("cond"),
             population=batch.get("pop"),
-            seed=None,
+            seed=None if batch.get("seed") is None else int(batch["seed"]),
         )
         cond = None if cvec is None else cvec.repeat_interleave(n_cells, dim=0)
         loss = flow_matching_loss(
-            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), cond=cond
+            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), cond=cond,
+            generator=dev_gen,
         )
         return LossOutput(loss, batch_size=n_pop * n_cells)
+
+    def _predict_batch(self, batch: dict) -> Tensor:
+        cond = batch.get("cond")
+        pop = batch.get("pop")
+        return self.predict(
+            batch["x0"],
+            condition=None if cond is None or not self.n_conditions else int(cond[0]),
+            population=None if pop is None or int(pop[0]) < 0 else int(pop[0]),
+        )
+
+    def validation_metrics(self, batch: dict) -> dict[str, float]:
+        """W1 and RBF-MMD between predicted and true final cells of one population."""
+        pred = self._predict_batch(batch)
+        return {
+            "w1": wasserstein(pred, batch["x1"], 1, max_points=1000),
+            "mmd": mmd_rbf(pred, batch["x1"], max_points=1000),
+        }
+
+    def predict_step(self, batch: dict, batch_idx: int = 0) -> Tensor:
+        """Predicted final cells ``(n, dim)`` of the population in ``batch``."""
+        return self._predict_batch(batch)
 
     # --- prediction ----------------------------------------------------------------------
     @torch.no_grad()

@@ -11,7 +11,8 @@ from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import sequence_cross_entropy
 from bioflow.core.paths.simplex import GumbelSoftmaxPath, sample_gumbel
 from bioflow.core.solvers.simplex import simplex_euler
-from bioflow.models.base import FlowMatchingModule, LossOutput
+from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
 
 SEQUENCE_OBJECTIVES = ("flow", "score")
@@ -44,6 +45,11 @@ class SequenceFlow(FlowMatchingModule):
         Path parameters (see :class:`~bioflow.core.paths.simplex.GumbelSoftmaxPath`).
     lr, weight_decay, lr_schedule
         Optimiser settings.
+    val_sample_steps
+        Sampler steps of the sequences drawn in validation.
+    data_spec
+        ``{"alphabet", "seq_len"}`` of the training data; the CLI links it from the
+        DataModule, so ``alphabet`` and ``seq_len`` may be left out.
 
     Examples
     --------
@@ -58,8 +64,8 @@ class SequenceFlow(FlowMatchingModule):
 
     def __init__(
         self,
-        alphabet: str,
-        seq_len: int,
+        alphabet: str | None = None,
+        seq_len: int | None = None,
         objective: str = "flow",
         backbone: str = "cnn",
         hidden: int = 128,
@@ -70,8 +76,11 @@ class SequenceFlow(FlowMatchingModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_schedule: str = "constant",
+        val_sample_steps: int = 25,
+        data_spec: dict | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        alphabet, seq_len = _alphabet_and_length(alphabet, seq_len, data_spec)
         if objective not in SEQUENCE_OBJECTIVES:
             raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
         if backbone not in SEQUENCE_BACKBONES:
@@ -79,7 +88,9 @@ class SequenceFlow(FlowMatchingModule):
         if len(set(alphabet)) != len(alphabet) or len(alphabet) < 2:
             raise ValueError(f"alphabet must hold >= 2 distinct letters, got {alphabet!r}")
         self.save_hyperparameters()
+        self.hparams.update(alphabet=alphabet, seq_len=int(seq_len))
         self.alphabet, self.seq_len, self.objective = alphabet, int(seq_len), objective
+        self.val_sample_steps, self.data_spec = val_sample_steps, data_spec
         K = len(alphabet)
         self.path = GumbelSoftmaxPath(tau_max, lam, beta)
         if backbone == "cnn":
@@ -107,7 +118,8 @@ class SequenceFlow(FlowMatchingModule):
 
     def compute_loss(self, batch: dict) -> LossOutput:
         tokens = batch["tokens"].long()
-        ps = self.path.sample(tokens, self.n_letters)
+        _, gen = batch_generators(batch, tokens.device)
+        ps = self.path.sample(tokens, self.n_letters, generator=gen)
         logits = self(ps.t, ps.x_t)
         if self.objective == "flow":
             loss = sequence_cross_entropy(logits, tokens)
@@ -182,6 +194,23 @@ class SequenceFlow(FlowMatchingModule):
                 x = self.path.interpolate(k, K, ts[i + 1].expand(m), g)
         return torch.nn.functional.one_hot(k, K).to(x)
 
+    def validation_metrics(self, batch: dict) -> dict[str, float]:
+        """Loss on held-out sequences, and marginal KL / 3-mer distance of fresh samples."""
+        out = {"loss": float(self.compute_loss(batch).loss)}
+        ref = batch["tokens"].cpu().numpy()
+        g = torch.Generator(device=self.device).manual_seed(int(batch.get("seed", 0)))
+        gen = self.sample_simplex(len(ref), steps=self.val_sample_steps, generator=g)
+        gen = gen.argmax(-1).cpu().numpy()
+        probs = letter_frequencies(ref, self.n_letters, pseudocount=0.5)
+        out["kl"] = marginal_kl(gen, probs)
+        out["kmer3"] = kmer_distance(gen, ref, self.n_letters, k=min(3, self.seq_len))
+        return out
+
+    def predict_step(self, batch: dict, batch_idx: int = 0) -> list[str]:
+        """``batch["n"]`` sequences sampled in ``batch["steps"]`` steps, seeded by ``"seed"``."""
+        g = torch.Generator(device=self.device).manual_seed(int(batch["seed"]))
+        return self.sample(int(batch["n"]), steps=int(batch["steps"]), generator=g)
+
     def decode(self, x: Tensor) -> list[str]:
         """Argmax letters of points ``(n, L, K)`` as strings."""
         idx = x.argmax(-1).cpu().numpy()
@@ -190,6 +219,25 @@ class SequenceFlow(FlowMatchingModule):
     def sample(self, n: int, **kwargs) -> list[str]:
         """``n`` sequences (strings); keyword arguments as in :meth:`sample_simplex`."""
         return self.decode(self.sample_simplex(n, **kwargs))
+
+
+def _alphabet_and_length(
+    alphabet: str | None, seq_len: int | None, data_spec: dict | None
+) -> tuple[str, int]:
+    spec = data_spec or {}
+    if alphabet is None:
+        alphabet = spec.get("alphabet")
+    elif spec.get("alphabet") not in (None, alphabet):
+        raise ValueError(
+            f"alphabet {alphabet!r} differs from the data's alphabet {spec['alphabet']!r}"
+        )
+    if seq_len is None:
+        seq_len = spec.get("seq_len")
+    elif spec.get("seq_len") not in (None, seq_len):
+        raise ValueError(f"seq_len {seq_len} differs from the data's length {spec['seq_len']}")
+    if alphabet is None or seq_len is None:
+        raise ValueError("SequenceFlow needs `alphabet` and `seq_len` (or a data_spec with both)")
+    return alphabet, int(seq_len)
 
 
 class SequencePredictor(FlowMatchingModule):
