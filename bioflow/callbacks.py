@@ -24,9 +24,10 @@ class PredictionWriter(BasePredictionWriter):
         dm = trainer.datamodule
         if dm is None or not hasattr(dm, "write_predictions"):
             raise ValueError("the DataModule has no write_predictions(); cannot save predictions")
-        preds = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        # bioflow's DataModules have one predict loader: ``predictions`` holds one output
+        # per batch (a tensor of cells or a list of sequences)
         if trainer.is_global_zero:
-            path = dm.write_predictions(preds)
+            path = dm.write_predictions(predictions)
             print(f"wrote predictions to {path}")
 
 

@@ -14,7 +14,7 @@ import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
 from bioflow.callbacks import PredictionWriter
-from bioflow.models.base import FlowMatchingModule
+from bioflow.models.base import FlowMatchingModule, _read_checkpoint
 
 
 def _data_spec(dm) -> dict | None:
@@ -31,6 +31,25 @@ class BioflowCLI(LightningCLI):
             "trainer.logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
                                "init_args": {"save_dir": "runs", "name": "bioflow"}},
         })
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI merges the checkpoint's hyper-parameters into the config before any
+        # class is built; check first that the file is readable and holds the configured
+        # model family, so a wrong --ckpt_path fails with a clear message, not mid-training.
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            ckpt = _read_checkpoint(ckpt_path, "cpu")
+            kind = ckpt.get("bioflow_model")
+            wanted = str(self.config[sub]["model"]["class_path"]).rsplit(".", 1)[-1]
+            if kind is None:
+                raise ValueError(f"{ckpt_path!r} is not a bioflow checkpoint")
+            if kind != wanted:
+                raise ValueError(
+                    f"checkpoint {ckpt_path!r} holds a {kind} model, not a {wanted} (the "
+                    "model of this config)"
+                )
+        super()._parse_ckpt_path()
 
     def before_predict(self) -> None:
         if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):

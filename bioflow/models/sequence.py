@@ -196,7 +196,7 @@ class SequenceFlow(FlowMatchingModule):
 
     def validation_metrics(self, batch: dict) -> dict[str, float]:
         """Loss on held-out sequences, and marginal KL / 3-mer distance of fresh samples."""
-        out = {"loss": float(self.compute_loss(batch).loss)}
+        out = {"loss": float(self.compute_loss(batch).loss.detach())}
         ref = batch["tokens"].cpu().numpy()
         g = torch.Generator(device=self.device).manual_seed(int(batch.get("seed", 0)))
         gen = self.sample_simplex(len(ref), steps=self.val_sample_steps, generator=g)
