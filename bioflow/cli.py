@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from bioflow.callbacks import PredictionWriter
@@ -21,13 +22,38 @@ def _data_spec(dm) -> dict | None:
     return getattr(dm, "data_spec", None)
 
 
+def add_tensorboard(trainer: L.Trainer) -> bool:
+    """Log to TensorBoard beside a lone CSV logger, in the same run folder, when installed.
+
+    Returns whether a TensorBoard logger was added (``tensorboard`` or ``tensorboardX``
+    importable, and the trainer logs only to CSV).
+    """
+    import importlib.util
+
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        return False
+    loggers = trainer.loggers
+    if len(loggers) != 1 or not isinstance(loggers[0], CSVLogger):
+        return False
+    csv = loggers[0]
+    tb = TensorBoardLogger(save_dir=csv.save_dir, name=csv.name, version=csv.version,
+                           default_hp_metric=False)
+    trainer.loggers = [csv, tb]
+    return True
+
+
 class BioflowCLI(LightningCLI):
     """LightningCLI with bioflow's argument links and defaults."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.init_args.data_spec", compute_fn=_data_spec,
                               apply_on="instantiate")
+        # checkpoints: keep the best-by-step one and ``last.ckpt`` (for --ckpt_path resumes)
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
+            "checkpoint.save_last": True,
             "trainer.logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
                                "init_args": {"save_dir": "runs", "name": "bioflow"}},
         })
@@ -50,6 +76,12 @@ class BioflowCLI(LightningCLI):
                     "model of this config)"
                 )
         super()._parse_ckpt_path()
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            add_tensorboard(trainer)
 
     def before_predict(self) -> None:
         if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):

@@ -77,7 +77,10 @@ def test_print_config_and_predict(files, tmp_path, capsys):
               "--trainer.default_root_dir", str(tmp_path),
               "--trainer.logger.init_args.save_dir", str(tmp_path)]
     main(["fit", *common, "--trainer.max_steps", "5", "--trainer.limit_val_batches", "1"])
-    ckpt = next(tmp_path.rglob("*.ckpt"))
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    # TensorBoard (tensorboardX is a dev dependency) logs beside the CSV logger
+    assert list(ckpt.parents[1].glob("events.out.tfevents*"))
+    assert (ckpt.parents[1] / "metrics.csv").exists()
     out = tmp_path / "pred.h5ad"
     main(["predict", *common, "--ckpt_path", str(ckpt), "--data.predict_source_time", "1.0",
           "--data.predict_target_time", "2.0", "--data.predict_output", str(out)])
@@ -233,7 +236,7 @@ def test_ddp_two_cpu_processes(family, files, tmp_path):
            "--trainer.logger.init_args.save_dir", str(tmp_path),
            "--trainer.callbacks+=bioflow.callbacks.SeenCellsRecorder",
            f"--trainer.callbacks.out_dir={seen}"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     r0, r1 = np.load(seen / "rows_rank0.npy"), np.load(seen / "rows_rank1.npy")
     assert len(r0) > 0 and len(r1) > 0

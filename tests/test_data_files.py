@@ -39,7 +39,7 @@ def test_meta_model_refuses_k_larger_than_populations():
 def test_missing_file_and_unknown_builtin():
     with pytest.raises(ValueError, match="no .h5ad file at 'nope.h5ad'"):
         PopulationDataModule("nope.h5ad")
-    with pytest.raises(ValueError, match="unknown built-in dataset 'builtin:letters' for sequences"):
+    with pytest.raises(ValueError, match="built-in dataset .builtin:letters. for sequences"):
         SequenceDataModule("builtin:letters")
 
 
