@@ -76,7 +76,8 @@ def test_print_config_and_predict(files, tmp_path, capsys):
     common = ["--config", cfg, "--data.adata", str(files / "cells.h5ad"), *QUIET,
               "--trainer.default_root_dir", str(tmp_path),
               "--trainer.logger.init_args.save_dir", str(tmp_path)]
-    main(["fit", *common, "--trainer.max_steps", "5", "--trainer.limit_val_batches", "1"])
+    main(["fit", *common, "--trainer.max_steps", "5", "--trainer.limit_val_batches", "1",
+          "--trainer.log_every_n_steps", "1"])
     ckpt = next(tmp_path.rglob("last.ckpt"))
     # TensorBoard (tensorboardX is a dev dependency) logs beside the CSV logger
     assert list(ckpt.parents[1].glob("events.out.tfevents*"))
