@@ -87,11 +87,14 @@ _EXTERNAL = (
 )
 nitpick_ignore_regex = [
     (r"py:.*", _EXTERNAL),
-    (r"py:.*", r"(int|float|str|bool|bytes|dict|list|tuple|set|object|None|type|callable|"
-               r"Callable|Sequence|Iterable|Iterator|Mapping|Any|Path|PathLike|optional|"
-               r"array-like|array_like|default|function|ndarray|DataFrame|AnnData|Axes|"
-               r"Figure|Generator|LightningModule|LightningDataModule|Module|Trainer|"
-               r"Dataset|IterableDataset|DataLoader|Literal|Self|ellipsis|NoneType)"),
+    (
+        r"py:.*",
+        r"(int|float|str|bool|bytes|dict|list|tuple|set|object|None|type|callable|"
+        r"Callable|Sequence|Iterable|Iterator|Mapping|Any|Path|PathLike|optional|"
+        r"array-like|array_like|default|function|ndarray|DataFrame|AnnData|Axes|"
+        r"Figure|Generator|LightningModule|LightningDataModule|Module|Trainer|"
+        r"Dataset|IterableDataset|DataLoader|Literal|Self|ellipsis|NoneType)",
+    ),
     (r"py:.*", r"(bioflow\.core\.solvers\.ode\.)?VelocityField"),  # a typing alias
 ]
 

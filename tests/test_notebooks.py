@@ -46,7 +46,9 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # import this checkout, not another install
     monkeypatch.setenv("MPLBACKEND", "Agg")
     client = nbclient.NotebookClient(
-        nb, timeout=TIME_LIMIT_S, kernel_name="python3",
+        nb,
+        timeout=TIME_LIMIT_S,
+        kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
     start = time.perf_counter()
