@@ -60,6 +60,7 @@ nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_output_stderr = "remove"  # library warnings and progress bars, not tutorial content
 
 # --- API reference ---------------------------------------------------------------------------
 autosummary_generate = True
