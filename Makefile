@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,9 +29,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format bioflow tests benchmarks data_recipes
 	$(VENV)/bin/ruff check --fix bioflow tests benchmarks data_recipes
 
+# Static HTML in docs/_build/html; the tutorials are executed (cached in docs/_build/.jupyter_cache).
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -n -b html docs docs/_build/html
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps torchcfm
 	$(PY) benchmarks/dynamics_vs_torchcfm.py
 
 clean:
-	rm -rf $(VENV) runs docs/_build
+	rm -rf $(VENV) runs docs/_build docs/generated docs/tutorials

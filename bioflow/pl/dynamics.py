@@ -51,11 +51,18 @@ def trajectories(
     Returns
     -------
     matplotlib.axes.Axes
+        The axes drawn on.
 
     Examples
     --------
-    >>> bioflow.tl.trajectories(model, adata, times=[0, 1, 2, 3, 4])  # doctest: +SKIP
-    >>> bioflow.pl.trajectories(adata, save="trajectories.png")  # doctest: +SKIP
+    >>> import bioflow
+    >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=50)
+    >>> model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca",
+    ...                                 max_steps=5, enable_progress_bar=False)
+    >>> bioflow.tl.trajectories(model, adata, times=[0, 1, 2, 3, 4])
+    >>> ax = bioflow.pl.trajectories(adata, color="branch", starting_at=0.0, show=False)
+    >>> ax.get_title()
+    'Learned trajectories'
     """
     if key not in adata.obsm:
         raise ValueError(f"adata.obsm has no {key!r}; run bioflow.tl.trajectories first")
@@ -80,11 +87,13 @@ def trajectories(
             cmap = plt.get_cmap("tab10")
             for i, cat in enumerate(col.cat.categories):
                 m = (col == cat).to_numpy()
-                ax.scatter(pts[m, c0], pts[m, c1], s=4, color=cmap(i % 10), alpha=0.5,
-                           label=str(cat))
+                ax.scatter(
+                    pts[m, c0], pts[m, c1], s=4, color=cmap(i % 10), alpha=0.5, label=str(cat)
+                )
         else:
-            sc = ax.scatter(pts[:, c0], pts[:, c1], c=col.to_numpy(float), s=4, cmap="viridis",
-                            alpha=0.5)
+            sc = ax.scatter(
+                pts[:, c0], pts[:, c1], c=col.to_numpy(float), s=4, cmap="viridis", alpha=0.5
+            )
             ax.figure.colorbar(sc, ax=ax, label=color)
     else:
         ax.scatter(pts[:, c0], pts[:, c1], s=4, c="0.6", alpha=0.5)
@@ -95,8 +104,9 @@ def trajectories(
         if tkey is None or tkey not in adata.obs:
             raise ValueError("starting_at needs the time column recorded by tl.trajectories")
         col_t = adata.obs[tkey]
-        pool = np.flatnonzero(((col_t == starting_at) | (col_t.astype(str) == str(starting_at)))
-                              .to_numpy())
+        pool = np.flatnonzero(
+            ((col_t == starting_at) | (col_t.astype(str) == str(starting_at))).to_numpy()
+        )
         if len(pool) == 0:
             raise ValueError(f"no cells with adata.obs[{tkey!r}] == {starting_at!r}")
     pick = rng.choice(pool, size=min(n_trajectories, len(pool)), replace=False)
@@ -104,8 +114,14 @@ def trajectories(
     order = np.argsort(values) if values is not None else np.arange(traj.shape[1])
     for i in pick:
         ax.plot(traj[i, order, c0], traj[i, order, c1], color="k", lw=0.5, alpha=0.4)
-    ax.scatter(traj[pick][:, order[-1], c0], traj[pick][:, order[-1], c1], s=8, c="crimson",
-               label="trajectory end", zorder=3)
+    ax.scatter(
+        traj[pick][:, order[-1], c0],
+        traj[pick][:, order[-1], c1],
+        s=8,
+        c="crimson",
+        label="trajectory end",
+        zorder=3,
+    )
     name = basis or "X"
     ax.set_xlabel(f"{name} {c0 + 1}")
     ax.set_ylabel(f"{name} {c1 + 1}")
@@ -136,11 +152,17 @@ def holdout(
     Returns
     -------
     matplotlib.axes.Axes
+        The axes drawn on.
 
     Examples
     --------
-    >>> df = bioflow.tl.evaluate_holdout(adata, time_key="time", use_rep="X_pca")  # doctest: +SKIP
-    >>> bioflow.pl.holdout(df, metric="w1")  # doctest: +SKIP
+    >>> import bioflow
+    >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=50, n_times=3)
+    >>> df = bioflow.tl.evaluate_holdout(adata, time_key="time", use_rep="X_pca",
+    ...                                  max_steps=5, enable_progress_bar=False)
+    >>> ax = bioflow.pl.holdout(df, metric="w1", show=False)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['no-motion', 'mccann', 'ot-cfm']
     """
     for col in ("held_out", "method", metric):
         if col not in results.columns:
@@ -153,8 +175,7 @@ def holdout(
     for j, m in enumerate(methods):
         means = [table.loc[(h, m), "mean"] if (h, m) in table.index else np.nan for h in held]
         stds = [table.loc[(h, m), "std"] if (h, m) in table.index else np.nan for h in held]
-        ax.bar(np.arange(len(held)) + j * width, means, width, yerr=np.nan_to_num(stds),
-               label=m)
+        ax.bar(np.arange(len(held)) + j * width, means, width, yerr=np.nan_to_num(stds), label=m)
     ax.set_xticks(np.arange(len(held)) + 0.4 - width / 2)
     ax.set_xticklabels([str(h) for h in held])
     ax.set_xlabel("held-out time")

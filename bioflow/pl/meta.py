@@ -19,7 +19,7 @@ def _coords(adata, use_rep: str | None, dims: tuple[int, int]) -> np.ndarray:
 
 
 def populations(
-    adata_source,
+    adata,
     prediction,
     truth,
     *,
@@ -35,9 +35,9 @@ def populations(
 
     Parameters
     ----------
-    adata_source, prediction, truth
+    adata, prediction, truth
         AnnData of initial cells, of predicted cells (:func:`bioflow.tl.predict_population`)
-        and of observed final cells.
+        and of observed final cells (``(n, d)`` coordinates each).
     use_rep
         Key of ``.obsm`` holding the coordinates (``None``: the first ``.obsm`` key of
         ``prediction``, else ``.X``).
@@ -55,11 +55,22 @@ def populations(
     Returns
     -------
     numpy.ndarray
-        The three axes.
+        The three axes, shape ``(3,)``.
 
     Examples
     --------
-    >>> bioflow.pl.populations(src, pred, truth, use_rep="X_coords")  # doctest: +SKIP
+    >>> import bioflow
+    >>> adata = bioflow.datasets.letters(letters="ABC", n_rotations=2, n_points=60)
+    >>> model = bioflow.tl.fit_meta_flow(
+    ...     adata, population_key="population", source_key="state", source_value="source",
+    ...     use_rep="X_coords", exclude_populations=["C_0"], max_steps=5,
+    ...     model_kwargs={"k": 10, "width": 32}, enable_progress_bar=False)
+    >>> pop = adata[adata.obs["population"] == "C_0"]
+    >>> src, truth = pop[pop.obs["state"] == "source"], pop[pop.obs["state"] == "target"]
+    >>> pred = bioflow.tl.predict_population(model, src)
+    >>> axes = bioflow.pl.populations(src, pred, truth, use_rep="X_coords", show=False)
+    >>> [a.get_title() for a in axes]
+    ['initial', 'predicted', 'observed']
     """
     if use_rep is None and len(prediction.obsm):
         use_rep = next(iter(prediction.obsm))
@@ -74,7 +85,7 @@ def populations(
         raise ValueError(f"ax must hold 3 axes, got {axes.size}")
     for a, data, title, color in zip(
         axes,
-        (adata_source, prediction, truth),
+        (adata, prediction, truth),
         titles,
         ("tab:gray", "tab:blue", "tab:orange"),
         strict=True,

@@ -41,11 +41,14 @@ def sequence_logo(
     Returns
     -------
     matplotlib.axes.Axes
+        The axes drawn on: one stack of ``K`` bars at each of the ``L`` positions.
 
     Examples
     --------
     >>> import bioflow
     >>> ax = bioflow.pl.sequence_logo(["ACGT", "ACGA"], show=False)
+    >>> len(ax.patches)  # L * K bars
+    16
     """
     from bioflow.data.sequences import encode, resolve_alphabet
 

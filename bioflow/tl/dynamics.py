@@ -38,8 +38,9 @@ def _fit_series(
     trainer = make_trainer(max_steps, seed, **trainer_kwargs)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = CellFlowMatching(dim=series.dim, method=method, data_spec=series.data_spec(),
-                                 **kwargs)
+        model = CellFlowMatching(
+            dim=series.dim, method=method, data_spec=series.data_spec(), **kwargs
+        )
     trainer.fit(model, datamodule=dm)
     model.eval()
     return model
@@ -105,12 +106,19 @@ def fit_dynamics(
     >>> import bioflow
     >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=100)
     >>> model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca",
-    ...                                 max_steps=50, enable_progress_bar=False)
+    ...                                 max_steps=20, enable_progress_bar=False)
+    >>> model.method
+    'ot-cfm'
     """
     series = read_time_series(adata, time_key, use_rep, exclude_times)
     return _fit_series(
-        series, method=method, max_steps=max_steps, batch_size=batch_size, seed=seed,
-        num_workers=num_workers, model_kwargs=dict(model_kwargs or {}),
+        series,
+        method=method,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        seed=seed,
+        num_workers=num_workers,
+        model_kwargs=dict(model_kwargs or {}),
         trainer_kwargs=trainer_kwargs,
     )
 
@@ -129,8 +137,11 @@ def _cells_at(adata, key: str, label: Any) -> np.ndarray:
     if key not in adata.obs:
         raise ValueError(f"time_key {key!r} (from the model) is not a column of adata.obs")
     col = adata.obs[key]
-    mask = (col == label).to_numpy() if not isinstance(label, str) else (
-        col.astype(str) == label).to_numpy()
+    mask = (
+        (col == label).to_numpy()
+        if not isinstance(label, str)
+        else (col.astype(str) == label).to_numpy()
+    )
     if not mask.any():
         mask = (col.astype(str) == str(label)).to_numpy()
     if not mask.any():
@@ -147,17 +158,30 @@ def _read_model_rep(model, adata, rows=None) -> np.ndarray:
     x = read_representation(adata, spec["use_rep"], rows=rows)
     if x.shape[1] != spec["dim"]:
         where = "adata.X" if spec["use_rep"] is None else f"adata.obsm[{spec['use_rep']!r}]"
-        raise ValueError(f"{where} has {x.shape[1]} features; the model was fitted on "
-                         f"{spec['dim']}")
+        raise ValueError(
+            f"{where} has {x.shape[1]} features; the model was fitted on {spec['dim']}"
+        )
     return x
 
 
-def _push_batched(model, x: np.ndarray, times: Sequence[float], method, steps,
-                  batch_size: int, return_path: bool = False) -> np.ndarray:
+def _push_batched(
+    model,
+    x: np.ndarray,
+    times: Sequence[float],
+    method,
+    steps,
+    batch_size: int,
+    return_path: bool = False,
+) -> np.ndarray:
     outs = []
     for i in range(0, x.shape[0], batch_size):
-        out = model.push(torch.from_numpy(x[i:i + batch_size]), times, method=method,
-                         steps=steps, return_path=return_path)
+        out = model.push(
+            torch.from_numpy(x[i : i + batch_size]),
+            times,
+            method=method,
+            steps=steps,
+            return_path=return_path,
+        )
         outs.append(out.cpu().numpy())
     return np.concatenate(outs, axis=1 if return_path else 0)
 
@@ -199,7 +223,13 @@ def predict_cells(
 
     Examples
     --------
-    >>> pred = bioflow.tl.predict_cells(model, adata, source_time=1.0, target_time=2.0)  # doctest: +SKIP
+    >>> import bioflow
+    >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=50)
+    >>> model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca",
+    ...                                 max_steps=5, enable_progress_bar=False)
+    >>> pred = bioflow.tl.predict_cells(model, adata, source_time=1.0, target_time=2.0)
+    >>> pred.obsm["X_pca"].shape, float(pred.obs["time"].iloc[0])
+    ((50, 10), 2.0)
     """
     import anndata as ad
 
@@ -211,8 +241,9 @@ def predict_cells(
     obs = adata.obs.iloc[rows].copy()
     obs["bioflow_source_time"] = obs[tspec.key].astype(str)
     if tspec.kind == "ordered":
-        obs[tspec.key] = pd.Categorical([target_time] * len(rows),
-                                        categories=tspec.labels, ordered=True)
+        obs[tspec.key] = pd.Categorical(
+            [target_time] * len(rows), categories=tspec.labels, ordered=True
+        )
     else:
         obs[tspec.key] = target_time
     if spec["use_rep"] is None:
@@ -220,9 +251,16 @@ def predict_cells(
     else:
         out = ad.AnnData(obs=obs)
         out.obsm[spec["use_rep"]] = pred
-    record(out, "predict_cells", {"source_time": source_time, "target_time": target_time,
-                                  "method": method or model.solver,
-                                  "steps": steps or model.solver_steps})
+    record(
+        out,
+        "predict_cells",
+        {
+            "source_time": source_time,
+            "target_time": target_time,
+            "method": method or model.solver,
+            "steps": steps or model.solver_steps,
+        },
+    )
     return out
 
 
@@ -259,12 +297,20 @@ def trajectories(
     Returns
     -------
     None or anndata.AnnData
+        ``None`` (``adata`` is annotated in place), or the annotated copy when
+        ``copy=True``.
 
     Examples
     --------
-    >>> bioflow.tl.trajectories(model, adata, times=[0, 1, 2, 3, 4])  # doctest: +SKIP
-    >>> adata.obsm["bioflow_trajectory"].shape  # doctest: +SKIP
-    (2000, 5, 10)
+    >>> import bioflow
+    >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=50)
+    >>> model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca",
+    ...                                 max_steps=5, enable_progress_bar=False)
+    >>> bioflow.tl.trajectories(model, adata, times=[0, 1, 2, 3, 4])
+    >>> adata.obsm["bioflow_trajectory"].shape
+    (250, 5, 10)
+    >>> adata.uns["bioflow"]["bioflow_trajectory"]["times"]
+    [0, 1, 2, 3, 4]
     """
     tspec, spec = _spec_of(model)
     if len(times) == 0:
@@ -285,30 +331,61 @@ def trajectories(
             order = idx[np.argsort(targets[idx])]
             if targets[order[0]] < t_c:
                 order = order[::-1]
-            path = _push_batched(model, xc, [t_c, *targets[order]], method, steps, batch_size,
-                                 return_path=True)
+            path = _push_batched(
+                model, xc, [t_c, *targets[order]], method, steps, batch_size, return_path=True
+            )
             out[rows[:, None], order[None, :]] = path[1:].transpose(1, 0, 2)
         same = np.flatnonzero(targets == t_c)
         out[rows[:, None], same[None, :]] = xc[:, None, :]
     target = adata.copy() if copy else adata
     target.obsm[key_added] = out
-    record(target, key_added, {"times": list(times), "time_values": targets.tolist(),
-                               "time_key": tspec.key, "use_rep": spec["use_rep"],
-                               "method": method or model.solver})
+    record(
+        target,
+        key_added,
+        {
+            "times": list(times),
+            "time_values": targets.tolist(),
+            "time_key": tspec.key,
+            "use_rep": spec["use_rep"],
+            "method": method or model.solver,
+            "steps": steps or model.solver_steps,
+        },
+    )
     return target if copy else None
 
 
-def mccann_interpolant(x0: np.ndarray, x2: np.ndarray, fraction: float):
+def mccann_interpolant(x0: np.ndarray, x2: np.ndarray, *, fraction: float):
     """Displacement (McCann) interpolant between two point clouds at ``fraction``.
 
     The exact OT plan for squared Euclidean cost pairs the clouds; each pair with mass
-    contributes the point ``(1 - fraction) x0_i + fraction x2_j`` with that mass.
+    contributes the point ``(1 - fraction) x0_i + fraction x2_j`` with that mass.  It is
+    the ``"mccann"`` baseline of :func:`evaluate_holdout`.
+
+    Parameters
+    ----------
+    x0
+        Cells at the earlier time, shape ``(n0, d)``.
+    x2
+        Cells at the later time, shape ``(n2, d)``.
+    fraction
+        Position between them, in ``[0, 1]``.
 
     Returns
     -------
     points, weights
-        ``(k, d)`` support points and their ``(k,)`` masses.
+        ``(k, d)`` support points and their ``(k,)`` masses (summing to 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bioflow.tl.dynamics import mccann_interpolant
+    >>> pts, w = mccann_interpolant(np.array([[0.0], [1.0]]), np.array([[3.0], [2.0]]),
+    ...                             fraction=0.5)
+    >>> sorted(pts.ravel().tolist()), w.tolist()
+    ([1.0, 2.0], [0.5, 0.5])
     """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
     from bioflow.core.couplings import exact_ot_plan
 
     plan = exact_ot_plan(torch.from_numpy(x0), torch.from_numpy(x2))
@@ -363,16 +440,22 @@ def evaluate_holdout(
 
     Examples
     --------
+    >>> import bioflow
+    >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=50, n_times=3)
     >>> df = bioflow.tl.evaluate_holdout(adata, time_key="time", use_rep="X_pca",
-    ...                                  methods=("ot-cfm", "i-cfm"))  # doctest: +SKIP
+    ...                                  methods=("ot-cfm",), max_steps=5,
+    ...                                  enable_progress_bar=False)
+    >>> df["method"].tolist()
+    ['no-motion', 'mccann', 'ot-cfm']
     """
     from bioflow.metrics import compare_distributions
 
     series = read_time_series(adata, time_key, use_rep)
     labels, values = series.spec.labels, series.spec.values
     if len(labels) < 3:
-        raise ValueError(f"evaluate_holdout needs >= 3 times, adata.obs[{time_key!r}] has "
-                         f"{len(labels)}")
+        raise ValueError(
+            f"evaluate_holdout needs >= 3 times, adata.obs[{time_key!r}] has {len(labels)}"
+        )
     for m in methods:
         if m not in CFM_METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {CFM_METHODS}")
@@ -382,36 +465,52 @@ def evaluate_holdout(
         for t in holdout_times:
             ks = [k for k in interior if labels[k] == t or str(labels[k]) == str(t)]
             if not ks:
-                raise ValueError(f"holdout time {t!r} is not an interior time of "
-                                 f"{time_key!r}: {[labels[k] for k in interior]}")
+                raise ValueError(
+                    f"holdout time {t!r} is not an interior time of "
+                    f"{time_key!r}: {[labels[k] for k in interior]}"
+                )
             chosen += ks
         interior = chosen
-    fit_args = {k: fit_kwargs.pop(k) for k in ("max_steps", "batch_size", "num_workers")
-                if k in fit_kwargs}
+    fit_args = {
+        k: fit_kwargs.pop(k) for k in ("max_steps", "batch_size", "num_workers") if k in fit_kwargs
+    }
     model_kwargs = dict(fit_kwargs.pop("model_kwargs", None) or {})
     rows = []
     for k in interior:
         x_prev, x_true = series.x[series.cells_at(k - 1)], series.x[series.cells_at(k)]
-        sub = CellTimeSeries(series.x, series.time_index, series.spec, use_rep,
-                             [j for j in range(len(labels)) if j != k], series.var_names)
+        sub = CellTimeSeries(
+            series.x,
+            series.time_index,
+            series.spec,
+            use_rep,
+            [j for j in range(len(labels)) if j != k],
+            series.var_names,
+        )
         if baselines:
             m = compare_distributions(x_prev, x_true, max_points=max_points)
             rows.append({"held_out": labels[k], "method": "no-motion", "seed": 0, **m})
             frac = (values[k] - values[k - 1]) / (values[k + 1] - values[k - 1])
-            pts, w = mccann_interpolant(x_prev, series.x[series.cells_at(k + 1)], frac)
-            m = compare_distributions(pts, x_true, pred_weights=w, max_points=None
-                                      if len(pts) <= max_points else max_points)
+            pts, w = mccann_interpolant(x_prev, series.x[series.cells_at(k + 1)], fraction=frac)
+            m = compare_distributions(
+                pts,
+                x_true,
+                pred_weights=w,
+                max_points=None if len(pts) <= max_points else max_points,
+            )
             rows.append({"held_out": labels[k], "method": "mccann", "seed": 0, **m})
         for method in methods:
             for seed in seeds:
                 model = _fit_series(
-                    sub, method=method, max_steps=fit_args.get("max_steps", 2000),
-                    batch_size=fit_args.get("batch_size", 256), seed=seed,
-                    num_workers=fit_args.get("num_workers", 0), model_kwargs=model_kwargs,
+                    sub,
+                    method=method,
+                    max_steps=fit_args.get("max_steps", 2000),
+                    batch_size=fit_args.get("batch_size", 256),
+                    seed=seed,
+                    num_workers=fit_args.get("num_workers", 0),
+                    model_kwargs=model_kwargs,
                     trainer_kwargs=dict(fit_kwargs),
                 )
-                pred = _push_batched(model, x_prev, [values[k - 1], values[k]], None, None,
-                                     8192)
+                pred = _push_batched(model, x_prev, [values[k - 1], values[k]], None, None, 8192)
                 m = compare_distributions(pred, x_true, max_points=max_points, seed=seed)
                 rows.append({"held_out": labels[k], "method": method, "seed": seed, **m})
     return pd.DataFrame(rows, columns=["held_out", "method", "seed", "w1", "w2", "mmd"])

@@ -193,7 +193,7 @@ def _predict_cells(model, spec, x0, label, cidx, method=None, steps=None) -> np.
 
 def predict_population(
     model: MetaFlowMatching,
-    adata_source,
+    adata,
     *,
     condition: Any = None,
     method: str | None = None,
@@ -201,16 +201,17 @@ def predict_population(
 ):
     """Predict the final cells of populations from their initial cells.
 
-    Each population (``adata_source.obs[population_key]`` when present, else all cells as
+    Each population (``adata.obs[population_key]`` when present, else all cells as
     one population) is embedded from its own initial cells and pushed through the flow.
 
     Parameters
     ----------
     model
         A fitted :class:`~bioflow.models.MetaFlowMatching`.
-    adata_source
+    adata
         AnnData of initial cells (when it has the model's ``source_key`` column, only the
-        rows with ``source_value`` are used), with the model's representation.
+        rows with ``source_value`` are used), with the model's representation; not
+        modified.
     condition
         Treatment to predict (one of the model's; may be omitted if it knows only one).
     method, steps
@@ -231,36 +232,43 @@ def predict_population(
 
     Examples
     --------
-    >>> z = adata[adata.obs["population"] == "Z_0"]
-    >>> pred = bioflow.tl.predict_population(model, z)  # doctest: +SKIP
+    >>> import bioflow
+    >>> adata = bioflow.datasets.letters(letters="ABC", n_rotations=2, n_points=60)
+    >>> model = bioflow.tl.fit_meta_flow(
+    ...     adata, population_key="population", source_key="state", source_value="source",
+    ...     use_rep="X_coords", exclude_populations=["C_0"], max_steps=5,
+    ...     model_kwargs={"k": 10, "width": 32}, enable_progress_bar=False)
+    >>> pred = bioflow.tl.predict_population(model, adata[adata.obs["population"] == "C_0"])
+    >>> pred.obsm["X_coords"].shape
+    (60, 2)
     """
     import anndata as ad
 
     spec = _spec(model)
     cidx = _condition_index(spec, condition)
     src_key = spec["source_key"]
-    if src_key in adata_source.obs:
-        rows = np.flatnonzero(match_value(adata_source.obs[src_key], spec["source_value"]))
+    if src_key in adata.obs:
+        rows = np.flatnonzero(match_value(adata.obs[src_key], spec["source_value"]))
         if len(rows) == 0:
             raise ValueError(
-                f"adata_source has no initial cells (obs[{src_key!r}] == {spec['source_value']!r})"
+                f"adata has no initial cells (obs[{src_key!r}] == {spec['source_value']!r})"
             )
     else:
-        rows = np.arange(adata_source.n_obs)
+        rows = np.arange(adata.n_obs)
         if len(rows) == 0:
-            raise ValueError("adata_source has no cells")
-    x = _read_rep(spec, adata_source, rows)
+            raise ValueError("adata has no cells")
+    x = _read_rep(spec, adata, rows)
     pkey = spec["population_key"]
     labels = (
-        adata_source.obs[pkey].astype(str).to_numpy()[rows]
-        if pkey in adata_source.obs
+        adata.obs[pkey].astype(str).to_numpy()[rows]
+        if pkey in adata.obs
         else np.full(len(rows), None, dtype=object)
     )
     pred = np.empty_like(x)
     for label in pd.unique(labels):
         sel = labels == label
         pred[sel] = _predict_cells(model, spec, x[sel], label, cidx, method, steps)
-    obs = adata_source.obs.iloc[rows].copy()
+    obs = adata.obs.iloc[rows].copy()
     if spec["condition_key"] is not None and cidx is not None:
         obs[spec["condition_key"]] = spec["conditions"][cidx]
     obs["bioflow_predicted"] = True
@@ -317,8 +325,16 @@ def evaluate_populations(
 
     Examples
     --------
-    >>> df = bioflow.tl.evaluate_populations(
-    ...     model, adata, populations=["Z_0", "Z_1"])  # doctest: +SKIP
+    >>> import bioflow
+    >>> adata = bioflow.datasets.letters(letters="ABC", n_rotations=2, n_points=60)
+    >>> model = bioflow.tl.fit_meta_flow(
+    ...     adata, population_key="population", source_key="state", source_value="source",
+    ...     use_rep="X_coords", exclude_populations=["C_0", "C_1"], max_steps=5,
+    ...     model_kwargs={"k": 10, "width": 32}, enable_progress_bar=False)
+    >>> df = bioflow.tl.evaluate_populations(model, adata, populations=["C_0", "C_1"])
+    >>> df[["population", "method"]].values.tolist()  # doctest: +NORMALIZE_WHITESPACE
+    [['C_0', 'mfm'], ['C_0', 'no-motion'], ['C_1', 'mfm'], ['C_1', 'no-motion'],
+     ['mean', 'mfm'], ['mean', 'no-motion']]
     """
     from bioflow.metrics import compare_distributions
 

@@ -51,8 +51,10 @@ def fit_sequence_flow(
     --------
     >>> import bioflow
     >>> seqs, _ = bioflow.datasets.motif_sequences(200, length=20)
-    >>> model = bioflow.tl.fit_sequence_flow(seqs, max_steps=5,
-    ...                                      enable_progress_bar=False)  # doctest: +SKIP
+    >>> model = bioflow.tl.fit_sequence_flow(seqs, max_steps=5, model_kwargs={"hidden": 16},
+    ...                                      enable_progress_bar=False)
+    >>> model.alphabet, model.seq_len
+    ('ACGT', 20)
     """
     if objective not in SEQUENCE_OBJECTIVES:
         raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
@@ -111,10 +113,23 @@ def sample_sequences(
     Returns
     -------
     list[str]
+        ``n`` sequences of the model's length over its alphabet.
 
     Examples
     --------
-    >>> seqs = bioflow.tl.sample_sequences(model, 10, steps=50)  # doctest: +SKIP
+    >>> import bioflow
+    >>> seqs, labels = bioflow.datasets.motif_sequences(200, length=12)
+    >>> model = bioflow.tl.fit_sequence_flow(seqs, max_steps=5, model_kwargs={"hidden": 16},
+    ...                                      enable_progress_bar=False)
+    >>> designs = bioflow.tl.sample_sequences(model, 10, steps=20)
+    >>> len(designs), len(designs[0])
+    (10, 12)
+    >>> clf = bioflow.tl.fit_sequence_classifier(seqs, labels, max_steps=5,
+    ...                                          enable_progress_bar=False)
+    >>> guided = bioflow.tl.sample_sequences(model, 10, steps=20, guidance=clf,
+    ...                                      guidance_scale=5.0, method="euler")
+    >>> len(guided)
+    10
     """
     if not isinstance(model, SequenceFlow):
         raise ValueError(f"model must be a SequenceFlow, got {type(model).__name__}")
@@ -175,11 +190,17 @@ def fit_sequence_classifier(
     Returns
     -------
     SequencePredictor
+        The trained predictor in eval mode; ``clf(onehot)`` maps ``(n, L, K)`` one-hot
+        sequences to ``(n, n_outputs)`` outputs.
 
     Examples
     --------
-    >>> seqs, y = bioflow.datasets.motif_sequences(200, length=20)  # doctest: +SKIP
-    >>> clf = bioflow.tl.fit_sequence_classifier(seqs, y, max_steps=50)  # doctest: +SKIP
+    >>> import bioflow
+    >>> seqs, y = bioflow.datasets.motif_sequences(200, length=20)
+    >>> clf = bioflow.tl.fit_sequence_classifier(seqs, y, max_steps=5,
+    ...                                          enable_progress_bar=False)
+    >>> clf.task
+    'classification'
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
