@@ -25,7 +25,7 @@ def load_builtin(value: str, family: str, kwargs: dict | None = None) -> Any:
     Parameters
     ----------
     value
-        ``"builtin:<name>"`` with ``<name>`` a generator of :mod:`bioflow.datasets`.
+        ``"builtin:<name>"`` with ``<name>`` a generator of ``bioflow.datasets``.
     family
         ``"cells"``, ``"populations"`` or ``"sequences"``: the generators allowed.
     kwargs
