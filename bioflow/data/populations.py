@@ -314,7 +314,7 @@ class PopulationDataModule(L.LightningDataModule):
     ----------
     adata
         AnnData, a path to an ``.h5ad`` file, ``"builtin:letters"`` /
-        ``"builtin:population_response"``, or an already read :class:`PopulationSet`
+        ``"builtin:population_response"``, or an already read :class:`~bioflow.data.PopulationSet`
         (the key arguments are then ignored).
     population_key, source_key, source_value, condition_key, use_rep
         See :func:`bioflow.tl.fit_meta_flow`.

@@ -82,7 +82,7 @@ class CellFlowMatching(FlowMatchingModule):
     method
         ``"i-cfm"``, ``"ot-cfm"``, ``"sb-cfm"`` or ``"w-cfm"``.
     sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
-        See :func:`cfm_components`.
+        See :func:`~bioflow.models.dynamics.cfm_components`.
     hidden
         Hidden widths of the MLP field.
     activation

@@ -174,7 +174,7 @@ class SinkhornCoupling(Coupling):
         self.num_iter = int(num_iter)
 
     def plan(self, x0: Tensor, x1: Tensor) -> Tensor:
-        """Entropic plan of shape ``(n, m)``; see :func:`sinkhorn_plan`."""
+        """Entropic plan of shape ``(n, m)``; see :func:`~bioflow.core.couplings.sinkhorn_plan`."""
         return sinkhorn_plan(x0, x1, self.reg, self.normalize_cost, self.num_iter)
 
     def pair(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> CoupledBatch:
