@@ -199,14 +199,14 @@ def main(argv=None):
     ap.add_argument("--toy-train", type=int, default=20000)
     ap.add_argument("--toy-gen", type=int, default=20000)
     ap.add_argument("--sample-steps", type=int, default=50)
-    ap.add_argument("--motif-steps", type=int, default=400)
+    ap.add_argument("--motif-steps", type=int, default=2000)
     ap.add_argument("--clf-steps", type=int, default=200)
     ap.add_argument("--motif-train", type=int, default=2000)
     ap.add_argument("--motif-gen", type=int, default=300)
     ap.add_argument("--n-guidance-samples", type=int, default=8)
     ap.add_argument(
         "--runs",
-        default="renoise:0,renoise:1,renoise:4,euler:0,euler:20",
+        default="renoise:0,renoise:1,renoise:2,euler:0,euler:20",
         help="comma-separated sampler:guidance_scale pairs (0 = unguided)",
     )
     ap.add_argument("--length", type=int, default=20)
