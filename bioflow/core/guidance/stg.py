@@ -128,6 +128,11 @@ def straight_through_gradient(
 class STGuidance:
     """Straight-through guidance of a reward on hard sequences drawn from ``x_t`` or ``p_theta``.
 
+    Used three ways, all on :func:`straight_through_gradient`: :meth:`__call__` adds
+    ``scale`` times the gradient to a velocity (Euler sampler); :meth:`tilt` shifts
+    clean-letter logits; :meth:`draw` samples letters from the tilted law with an
+    importance correction (predict-and-renoise sampler).
+
     Parameters
     ----------
     reward
@@ -149,6 +154,8 @@ class STGuidance:
     (torch.Size([2, 3, 4]), True)
     >>> guide.tilt(torch.zeros(1, 1, 4))
     tensor([[[ 0.7500, -0.2500, -0.2500, -0.2500]]])
+    >>> guide.draw(torch.zeros(3, 5, 4)).shape
+    torch.Size([3, 5])
     """
 
     def __init__(
