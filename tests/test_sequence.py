@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bioflow
-from bioflow.core.guidance import STGuidance, straight_through_sample
+from bioflow.core.guidance import STGuidance, straight_through_gradient, straight_through_sample
 from bioflow.core.losses import sequence_cross_entropy
 from bioflow.core.paths import GumbelSoftmaxPath
 from bioflow.core.solvers import project_simplex, simplex_euler
@@ -120,20 +120,105 @@ def test_samples_on_simplex_and_decoded(tiny_model):
     assert len(seqs) == 8 and all(len(s) == 12 and set(s) <= set("ACGT") for s in seqs)
 
 
-def test_guidance_raises_rewarded_letter(tiny_model):
-    def reward(onehot):  # reward letter "G"
-        return onehot[..., 2].sum(-1)
+def _reward_g(onehot):  # hand-made reward: the number of "G"s (letter 2)
+    return onehot[..., 2].sum(-1)
 
-    free = bioflow.tl.sample_sequences(tiny_model, 32, steps=10, seed=3)
+
+def _g_share(seqs):
+    return np.mean([s.count("G") / len(s) for s in seqs])
+
+
+def test_euler_guidance_raises_rewarded_letter(tiny_model):
+    kw = dict(steps=10, seed=3, method="euler")
+    free = bioflow.tl.sample_sequences(tiny_model, 32, **kw)
     guided = bioflow.tl.sample_sequences(
-        tiny_model, 32, steps=10, guidance=reward, guidance_scale=5.0, n_guidance_samples=4, seed=3
+        tiny_model, 32, guidance=_reward_g, guidance_scale=5.0, n_guidance_samples=4, **kw
     )
-    f_free = np.mean([s.count("G") / 12 for s in free])
-    f_guided = np.mean([s.count("G") / 12 for s in guided])
-    assert f_guided > f_free + 0.3
-    g = STGuidance(reward, n_samples=4).gradient(torch.full((2, 3, 4), 0.25))
+    assert _g_share(guided) > _g_share(free) + 0.3
+    g = STGuidance(_reward_g, n_samples=4).gradient(torch.full((2, 3, 4), 0.25))
     assert torch.allclose(g.sum(-1), torch.zeros(2, 3), atol=1e-5)
     assert (g[..., 2] > 0).all()
+
+
+def test_renoise_guidance_raises_rewarded_letter_and_stays_valid(tiny_model):
+    kw = dict(steps=8, seed=3, method="renoise")
+    free = bioflow.tl.sample_sequences(tiny_model, 64, **kw)
+    guided = bioflow.tl.sample_sequences(
+        tiny_model, 64, guidance=_reward_g, guidance_scale=2.0, n_guidance_samples=4, **kw
+    )
+    # tilt by 2 (e_G - 1/4): p(G) rises from ~1/4 to ~0.7 on a near-uniform model
+    assert _g_share(free) < 0.4 and _g_share(guided) > _g_share(free) + 0.3
+    assert len(guided) == 64 and all(len(s) == 12 and set(s) <= set("ACGT") for s in guided)
+    x = tiny_model.sample_simplex(
+        5, steps=3, guidance=_reward_g, generator=torch.Generator().manual_seed(0)
+    )
+    assert set(x.unique().tolist()) <= {0.0, 1.0} and torch.equal(x.sum(-1), torch.ones(5, 12))
+
+
+def test_straight_through_tilt_is_exact_for_a_linear_reward():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(5, 4, generator=g)  # reward sum_l <w_l, y_l>
+
+    def reward(y):
+        return (y * w).sum((-1, -2))
+
+    logits = torch.randn(3, 5, 4, generator=g)
+    st = straight_through_gradient(reward, torch.softmax(logits, -1), 6, generator=g)
+    assert st.reward.shape == (6, 3) and st.onehot.shape == st.simplex.shape == (3, 5, 4)
+    want = (w - w.mean(-1, keepdim=True)).expand(3, 5, 4)
+    assert torch.allclose(st.onehot, want, atol=1e-5)
+    # so the tilt is p(x1) exp(gamma f(x1)) exactly: logits + gamma * (w - mean w)
+    tilted = STGuidance(reward, scale=1.5, n_samples=2).tilt(logits)
+    assert torch.allclose(torch.softmax(tilted, -1), torch.softmax(logits + 1.5 * w, -1), atol=1e-5)
+    with pytest.raises(ValueError, match=r"reward must map \(m, L, K\) to \(m,\)"):
+        straight_through_gradient(lambda y: y.sum(-1), torch.softmax(logits, -1), 2)
+    with pytest.raises(ValueError, match="n_samples"):
+        straight_through_gradient(reward, torch.softmax(logits, -1), 0)
+
+
+def test_importance_corrected_draw_follows_a_nonlinear_tilt():
+    # reward 5 * [y_0 = G and y_1 = G] on a uniform law: the tilted law gives "GG" the
+    # weight e^5 / (e^5 + 15) = 0.91; the first-order tilt alone cannot couple the two
+    # positions (~0.2), the importance-resampled draw recovers most of it
+    def reward(y):
+        return 5.0 * y[:, 0, 2] * y[:, 1, 2]
+
+    logits = torch.zeros(2000, 2, 4)
+    guide = STGuidance(reward, n_samples=16, generator=torch.Generator().manual_seed(0))
+    k = guide.draw(logits)
+    assert k.shape == (2000, 2) and k.dtype == torch.long
+    gg_draw = ((k[:, 0] == 2) & (k[:, 1] == 2)).float().mean().item()
+    q = torch.softmax(guide.tilt(logits), -1)
+    gg_tilt = (q[:, 0, 2] * q[:, 1, 2]).mean().item()
+    assert gg_tilt < 0.35 and gg_draw > 0.7
+
+
+def test_sampling_bad_arguments_name_the_fault(tiny_model):
+    sample = tiny_model.sample_simplex
+    for method in tiny_model.samplers:
+        with pytest.raises(ValueError, match="guidance_scale"):
+            sample(2, steps=2, method=method, guidance=_reward_g, guidance_scale=-1.0)
+        with pytest.raises(ValueError, match="guidance_scale"):
+            sample(2, steps=2, method=method, guidance=_reward_g, guidance_scale=float("nan"))
+        with pytest.raises(ValueError, match="n_guidance_samples"):
+            sample(2, steps=2, method=method, guidance=_reward_g, n_guidance_samples=0)
+        with pytest.raises(ValueError, match="guidance must be callable"):
+            sample(2, steps=2, method=method, guidance=3.0)
+        with pytest.raises(ValueError, match="steps"):
+            sample(2, steps=0, method=method)
+    with pytest.raises(ValueError, match="method"):
+        bioflow.tl.sample_sequences(tiny_model, 2, method="heun")
+    clf = SequencePredictor("ACGT", n_outputs=2, hidden=8)
+    with pytest.raises(ValueError, match="guidance_target"):
+        bioflow.tl.sample_sequences(tiny_model, 2, steps=2, guidance=clf, guidance_target=2)
+    with pytest.raises(ValueError, match="alphabet"):
+        bioflow.tl.sample_sequences(
+            tiny_model, 2, steps=2, guidance=SequencePredictor("ACGU", hidden=8)
+        )
+    # a predictor guides either sampler and yields valid sequences
+    for method in tiny_model.samplers:
+        out = bioflow.tl.sample_sequences(tiny_model, 3, steps=2, guidance=clf, method=method)
+        assert len(out) == 3 and all(len(s) == 12 and set(s) <= set("ACGT") for s in out)
 
 
 def test_fit_save_load_roundtrip(tmp_path):
@@ -222,7 +307,5 @@ def test_renoise_sampler_returns_letters(tiny_model):
     )
     assert x.shape == (6, 12, 4) and torch.equal(x.sum(-1), torch.ones(6, 12))
     assert set(x.unique().tolist()) <= {0.0, 1.0}
-    with pytest.raises(ValueError, match="guidance"):
-        tiny_model.sample_simplex(2, steps=2, method="renoise", guidance=lambda y: y.sum((1, 2)))
     with pytest.raises(ValueError, match="method"):
         tiny_model.sample_simplex(2, method="heun")
