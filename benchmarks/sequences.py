@@ -12,10 +12,8 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import time
-from collections import Counter
 
 import numpy as np
 import torch
@@ -35,16 +33,6 @@ PAPER_KL = {
     512: 0.048,
 }
 QUIET = dict(enable_progress_bar=False)
-
-
-def marginal_kl(tokens: np.ndarray, probs: np.ndarray) -> float:
-    """Mean over positions of KL(empirical || target)."""
-    out = []
-    for l_ in range(probs.shape[0]):
-        q = np.bincount(tokens[:, l_], minlength=probs.shape[1]) / tokens.shape[0]
-        m = q > 0
-        out.append(float(np.sum(q[m] * np.log(q[m] / probs[l_, m]))))
-    return float(np.mean(out))
 
 
 def toy(ks, steps, n_train, n_gen, sample_steps, seed):
@@ -99,15 +87,8 @@ def diversity(seqs, n_pairs=2000, seed=0):
 
 
 def kmer_distance(a, b, k=3):
-    """L1 distance between normalised k-mer spectra."""
-
-    def spec(seqs):
-        c = Counter(s[p : p + k] for s in seqs for p in range(len(s) - k + 1))
-        keys = ["".join(t) for t in itertools.product("ACGT", repeat=k)]
-        v = np.array([c[key] for key in keys], float)
-        return v / v.sum()
-
-    return float(np.abs(spec(a) - spec(b)).sum())
+    """L1 distance between the normalised k-mer spectra of two lists of DNA strings."""
+    return metrics.kmer_distance(encode(a, "dna"), encode(b, "dna"), 4, k=k)
 
 
 def motif(a, motif_="TATAAT"):
