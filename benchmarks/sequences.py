@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 import bioflow
+from bioflow import metrics
 from bioflow.data.sequences import encode, one_hot
+from bioflow.metrics import marginal_kl
 
 PAPER_KL = {
     20: 0.029,
