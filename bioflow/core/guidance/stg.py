@@ -79,8 +79,8 @@ def straight_through_gradient(
     """Score ``n_samples`` hard sequences drawn from ``x`` and average their reward gradients.
 
     The one estimator behind both guided samplers: the Euler sampler adds
-    :attr:`STGradient.simplex` to its velocity, the predict-and-renoise sampler tilts the
-    clean-letter logits by :attr:`STGradient.onehot`.
+    ``STGradient.simplex`` to its velocity, the predict-and-renoise sampler tilts the
+    clean-letter logits by ``STGradient.onehot``.
 
     Parameters
     ----------
@@ -128,7 +128,7 @@ def straight_through_gradient(
 class STGuidance:
     """Straight-through guidance of a reward on hard sequences drawn from ``x_t`` or ``p_theta``.
 
-    Used three ways, all on :func:`straight_through_gradient`: :meth:`__call__` adds
+    Used three ways, all on :func:`straight_through_gradient`: ``__call__`` adds
     ``scale`` times the gradient to a velocity (Euler sampler); :meth:`tilt` shifts
     clean-letter logits; :meth:`draw` samples letters from the tilted law with an
     importance correction (predict-and-renoise sampler).
@@ -193,7 +193,7 @@ class STGuidance:
         """Clean-letter logits ``(n, L, K)`` tilted toward the reward.
 
         Draws the hard samples from ``softmax(logits)`` and returns ``logits + scale *``
-        :attr:`STGradient.onehot`: for a reward linear in the one-hot letters this is
+        ``STGradient.onehot``: for a reward linear in the one-hot letters this is
         exactly ``p(x1) exp(scale * f(x1))``; otherwise its first-order form around the
         samples.
         """
