@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from bioflow.data.anndata import CellTimeSeries, read_time_series
 from bioflow.data.builtin import read_adata
 from bioflow.data.streams import SeededBatchStream, draw_rows
+from bioflow.data.streams import identity_collate as _identity
 
 
 def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = None) -> dict:
@@ -296,6 +297,3 @@ class CellDynamicsDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_batches(), batch_size=None, collate_fn=_identity)
 
-
-def _identity(batch):
-    return batch

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from bioflow.data.anndata import _py, read_representation
 from bioflow.data.builtin import read_adata
 from bioflow.data.streams import SeededBatchStream, draw_rows
+from bioflow.data.streams import identity_collate as _identity
 
 
 def match_value(col: pd.Series, value: Any) -> np.ndarray:
@@ -384,14 +385,13 @@ class PopulationDataModule(L.LightningDataModule):
         if populations_per_step < 1 or cells_per_population < 1:
             raise ValueError("populations_per_step and cells_per_population must be >= 1")
         if isinstance(adata, PopulationSet):
-            pset, self._obs = adata, None
+            pset = adata
         else:
             adata = read_adata(adata, "populations", dataset_kwargs, backed)
             pset = read_populations(
                 adata, population_key, source_key, source_value, condition_key, use_rep,
                 exclude_populations, min_source_cells,
             )
-            self._obs = adata.obs.copy()
         self.pset = pset
         self.populations_per_step = populations_per_step
         self.cells_per_population = cells_per_population
@@ -501,6 +501,3 @@ class PopulationDataModule(L.LightningDataModule):
         out.write_h5ad(path)
         return path
 
-
-def _identity(batch):
-    return batch

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from bioflow.data.builtin import is_builtin, load_builtin
 from bioflow.data.streams import SeededBatchStream, draw_rows
+from bioflow.data.streams import identity_collate as _identity
 
 ALPHABETS = {"dna": "ACGT", "protein": "ACDEFGHIKLMNPQRSTVWY"}
 
@@ -342,6 +343,3 @@ class SequenceDataModule(L.LightningDataModule):
         write_fasta(path, seqs, names=[f"sample{i}" for i in range(len(seqs))])
         return path
 
-
-def _identity(batch):
-    return batch

@@ -76,3 +76,8 @@ def draw_rows(rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.T
     if m >= n:
         return rows[torch.randperm(m, generator=generator)[:n]]
     return rows[torch.randint(m, (n,), generator=generator)]
+
+
+def identity_collate(batch):
+    """Collate function of loaders whose items are already whole batches."""
+    return batch
