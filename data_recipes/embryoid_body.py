@@ -52,7 +52,17 @@ def build(npz_path: str | Path):
     import anndata as ad
     import pandas as pd
 
-    data = np.load(npz_path, allow_pickle=True)
+    # allow_pickle=False: an object array in a downloaded file would otherwise be
+    # unpickled, and unpickling runs code. The published file holds plain numeric arrays.
+    try:
+        data = np.load(npz_path, allow_pickle=False)
+        arrays = {key: np.asarray(data[key]) for key in data.files}
+    except ValueError as err:
+        raise ValueError(
+            f"{npz_path} holds pickled Python objects, which bioflow refuses to load (they "
+            f"can run code); the published eb_velocity_v5.npz holds plain arrays: {err}"
+        ) from err
+    data = arrays
     for key in ("pcs", "sample_labels"):
         if key not in data:
             raise ValueError(f"{npz_path} has no {key!r} array (keys: {list(data.keys())})")
@@ -60,22 +70,25 @@ def build(npz_path: str | Path):
     labels = np.asarray(data["sample_labels"]).astype(int).ravel()
     if pcs.ndim != 2 or pcs.shape[0] != labels.shape[0] or pcs.shape[1] < 5:
         raise ValueError(f"unexpected shapes: pcs {pcs.shape}, sample_labels {labels.shape}")
-    obs = pd.DataFrame({"day": labels.astype(np.float64)},
-                       index=[f"cell{i}" for i in range(len(labels))])
+    obs = pd.DataFrame(
+        {"day": labels.astype(np.float64)}, index=[f"cell{i}" for i in range(len(labels))]
+    )
     adata = ad.AnnData(obs=obs)
     full = whiten(pcs)
     adata.obsm["X_pca"] = full[:, :5].copy()
     adata.obsm["X_pca100"] = full
-    adata.uns["bioflow_dataset"] = {"name": "embryoid_body", "time_key": "day",
-                                    "use_rep": "X_pca"}
+    adata.uns["bioflow_dataset"] = {"name": "embryoid_body", "time_key": "day", "use_rep": "X_pca"}
     return adata
 
 
 def main(argv=None) -> None:
     p = base_parser(__doc__, "data/eb.h5ad")
     p.add_argument("--input", help="local eb_velocity_v5.npz instead of downloading")
-    p.add_argument("--expression", action="store_true",
-                   help="also fetch ebdata_v3.h5ad (gene expression) into --cache-dir")
+    p.add_argument(
+        "--expression",
+        action="store_true",
+        help="also fetch ebdata_v3.h5ad (gene expression) into --cache-dir",
+    )
     a = p.parse_args(argv)
     npz, record = fetch(NPZ, a.input, a.cache_dir)
     sources = [record]
@@ -84,14 +97,22 @@ def main(argv=None) -> None:
     adata = build(npz)
     digest = write_atomically(lambda tmp: adata.write_h5ad(tmp), a.output, a.force)
     manifest = write_manifest(
-        a.output, recipe="embryoid_body", sources=sources, output_sha256=digest,
-        steps=["load pcs (n x 100) and sample_labels from eb_velocity_v5.npz",
-               "whiten each PC to zero mean, unit variance (StandardScaler)",
-               "obs['day'] = sample_labels; obsm['X_pca'] = first 5 whitened PCs; "
-               "obsm['X_pca100'] = 100 whitened PCs"],
-        extra={"n_cells": int(adata.n_obs),
-               "cells_per_day": {str(k): int(v) for k, v in
-                                 adata.obs["day"].value_counts().sort_index().items()}},
+        a.output,
+        recipe="embryoid_body",
+        sources=sources,
+        output_sha256=digest,
+        steps=[
+            "load pcs (n x 100) and sample_labels from eb_velocity_v5.npz",
+            "whiten each PC to zero mean, unit variance (StandardScaler)",
+            "obs['day'] = sample_labels; obsm['X_pca'] = first 5 whitened PCs; "
+            "obsm['X_pca100'] = 100 whitened PCs",
+        ],
+        extra={
+            "n_cells": int(adata.n_obs),
+            "cells_per_day": {
+                str(k): int(v) for k, v in adata.obs["day"].value_counts().sort_index().items()
+            },
+        },
     )
     print(f"wrote {a.output} ({adata.n_obs} cells) and {manifest}")
 

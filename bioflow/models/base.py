@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +96,7 @@ class FlowMatchingModule(L.LightningModule):
         with torch.inference_mode(False), torch.enable_grad():
             metrics = self.validation_metrics(batch)
         for k, v in metrics.items():
-            self.log(f"val/{k}", float(v), prog_bar=k in ("w1", "kl"), batch_size=1,
-                     sync_dist=True)
+            self.log(f"val/{k}", float(v), prog_bar=k in ("w1", "kl"), batch_size=1, sync_dist=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -113,9 +113,7 @@ class FlowMatchingModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         kind = checkpoint.get("bioflow_model")
         if kind is not None and kind != type(self).__name__:
-            raise ValueError(
-                f"this checkpoint holds a {kind} model, not a {type(self).__name__}"
-            )
+            raise ValueError(f"this checkpoint holds a {kind} model, not a {type(self).__name__}")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model (hyper-parameters, weights, data description) to ``path``.
@@ -179,16 +177,22 @@ def batch_generators(batch: Any, device: torch.device) -> tuple:
 def _read_checkpoint(path: str | os.PathLike, map_location) -> dict:
     if not os.path.exists(path):
         raise ValueError(f"no checkpoint at {os.fspath(path)!r}")
+    # Never unpickle arbitrary objects: a checkpoint is data. Everything bioflow writes
+    # (``model.save`` and Lightning's ``.ckpt``) loads with ``weights_only=True``; a file
+    # that needs more is refused rather than given the chance to run code.
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:
-        try:  # Lightning checkpoints may pickle richer hyper-parameter containers
-            ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as err:
-            raise ValueError(
-                f"could not read checkpoint {os.fspath(path)!r} (truncated or not a torch "
-                f"checkpoint): {type(err).__name__}: {err}"
-            ) from err
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"refusing to load {os.fspath(path)!r}: it holds Python objects that only an "
+            "unrestricted unpickler can read, and unpickling runs code. bioflow's own files "
+            f"never need that; re-save the model with model.save(...). ({err})"
+        ) from err
+    except Exception as err:
+        raise ValueError(
+            f"could not read checkpoint {os.fspath(path)!r} (truncated or not a torch "
+            f"checkpoint): {type(err).__name__}: {err}"
+        ) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"{os.fspath(path)!r} is not a bioflow model checkpoint")
     return ckpt
