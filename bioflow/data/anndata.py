@@ -82,12 +82,20 @@ class TimeSpec:
         position for ordered categoricals).
     kind
         ``"numeric"`` or ``"ordered"``.
+    origin, unit
+        The model's internal clock: a time value ``v`` is seen by the model as
+        ``(v - origin) / unit``.  :func:`resolve_time` sets ``origin`` to the first time and
+        ``unit`` to the mean interval, so the observed times span ``[0, n_times - 1]`` on
+        the model's clock whatever the user's units (days, hours, seconds) and a fit does
+        not depend on them.  A description without them (older models) uses the raw values.
     """
 
     key: str
     labels: list
     values: list[float]
     kind: str
+    origin: float = 0.0
+    unit: float = 1.0
 
     def value_of(self, label: Any) -> float:
         """Numeric time of a label; numbers are accepted as times for numeric columns."""
@@ -100,12 +108,23 @@ class TimeSpec:
             f"time {label!r} is not one of the times of {self.key!r}: {self.labels}"
         )
 
+    def clock(self, label: Any) -> float:
+        """Time of a label (or number on the user's scale) on the model's internal clock."""
+        return (self.value_of(label) - self.origin) / self.unit
+
+    @property
+    def clock_values(self) -> list[float]:
+        """The observed times on the model's clock, in increasing order."""
+        return [(v - self.origin) / self.unit for v in self.values]
+
     def to_dict(self) -> dict:
-        return {"key": self.key, "labels": self.labels, "values": self.values, "kind": self.kind}
+        return {"key": self.key, "labels": self.labels, "values": self.values, "kind": self.kind,
+                "origin": self.origin, "unit": self.unit}
 
     @classmethod
     def from_dict(cls, d: dict) -> TimeSpec:
-        return cls(d["key"], list(d["labels"]), [float(v) for v in d["values"]], d["kind"])
+        return cls(d["key"], list(d["labels"]), [float(v) for v in d["values"]], d["kind"],
+                   float(d.get("origin", 0.0)), float(d.get("unit", 1.0)))
 
 
 def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
@@ -160,7 +179,9 @@ def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
         )
     if len(labels) < 2:
         raise ValueError(f"adata.obs[{time_key!r}] has {len(labels)} distinct time(s); need >= 2")
-    return TimeSpec(time_key, labels, values, kind), index
+    # Internal clock: first time at 0, mean interval 1 (units do not change a fit).
+    unit = (values[-1] - values[0]) / (len(values) - 1)
+    return TimeSpec(time_key, labels, values, kind, float(values[0]), float(unit)), index
 
 
 @dataclass

@@ -85,7 +85,7 @@ class CellPairDataset(SeededBatchStream):
         self.batch_size = batch_size
         self.coupling = coupling
         intervals = series.intervals()
-        values = series.spec.values
+        values = series.spec.clock_values
         self._t0 = torch.tensor([values[a] for a, _ in intervals], dtype=torch.float32)
         self._t1 = torch.tensor([values[b] for _, b in intervals], dtype=torch.float32)
 
@@ -221,8 +221,8 @@ class CellDynamicsDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         rows = self._predict_rows()
         spec = self.series.spec
-        t0 = spec.value_of(self.predict_source_time)
-        t1 = spec.value_of(self.predict_target_time)
+        t0 = spec.clock(self.predict_source_time)
+        t1 = spec.clock(self.predict_target_time)
         chunks = [{"x": torch.from_numpy(self.series.x[rows[i:i + 4096]]), "t0": t0, "t1": t1}
                   for i in range(0, len(rows), 4096)]
         return DataLoader(chunks, batch_size=None, collate_fn=_identity)
@@ -281,16 +281,17 @@ class CellDynamicsDataModule(L.LightningDataModule):
             return torch.from_numpy(s.x[idx])
 
         out = []
+        clock = s.spec.clock_values
         for a, b in s.intervals():
-            out.append({"x0": cells(a), "x1": cells(b), "t0": s.spec.values[a],
-                        "t1": s.spec.values[b], "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
+            out.append({"x0": cells(a), "x1": cells(b), "t0": clock[a],
+                        "t1": clock[b], "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
                         "holdout": False})
         for h in sorted(set(range(len(s.spec.labels))) - set(s.kept)):
             prev = [k for k in s.kept if k < h]
             if prev:
                 a = prev[-1]
-                out.append({"x0": cells(a), "x1": cells(h), "t0": s.spec.values[a],
-                            "t1": s.spec.values[h], "name": f"holdout_{s.spec.labels[h]}",
+                out.append({"x0": cells(a), "x1": cells(h), "t0": clock[a],
+                            "t1": clock[h], "name": f"holdout_{s.spec.labels[h]}",
                             "holdout": True})
         return out
 

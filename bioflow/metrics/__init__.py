@@ -8,8 +8,16 @@ from bioflow.metrics.distribution import (
     mmd_rbf,
     wasserstein,
 )
+from bioflow.metrics.endpoints import off_data_fraction
 
-__all__ = ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"]
+__all__ = [
+    "MMD_GAMMAS",
+    "compare_distributions",
+    "correlation_r",
+    "mmd_rbf",
+    "off_data_fraction",
+    "wasserstein",
+]
 from bioflow.metrics.sequence import (  # noqa: E402
     kmer_distance,
     kmer_spectrum,

@@ -1,4 +1,4 @@
-"""Conditional flow matching for time-series cells: I-CFM, OT-CFM, SB-CFM, W-CFM."""
+"""Conditional flow matching for time-series cells: I-CFM, OT-CFM, SB-CFM, W-CFM, SF2M."""
 
 from __future__ import annotations
 
@@ -14,16 +14,21 @@ from bioflow.core.couplings import (
     IndependentCoupling,
     SinkhornCoupling,
 )
-from bioflow.core.losses import flow_matching_loss
+from bioflow.core.couplings.trajectory import chain_couplings
+from bioflow.core.losses import flow_matching_loss, velocity_mse
 from bioflow.core.paths import BrownianBridgePath, LinearPath, ProbabilityPath
+from bioflow.core.paths.bridge import DiffusionBridgePath
+from bioflow.core.paths.spline import SplinePath
 from bioflow.core.solvers import integrate
+from bioflow.core.solvers.sde import sde_integrate
 from bioflow.data.cells import couple_intervals
 from bioflow.metrics import wasserstein
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import MLPVectorField
 
-CFM_METHODS = ("i-cfm", "ot-cfm", "sb-cfm", "w-cfm")
-_DEFAULT_SIGMA = {"i-cfm": 0.1, "ot-cfm": 0.1, "sb-cfm": 0.5, "w-cfm": 0.1}
+CFM_METHODS = ("i-cfm", "ot-cfm", "sb-cfm", "w-cfm", "sf2m")
+INTERPOLANTS = ("linear", "spline")
+_DEFAULT_SIGMA = {"i-cfm": 0.1, "ot-cfm": 0.1, "sb-cfm": 0.5, "w-cfm": 0.1, "sf2m": 0.3}
 
 
 def cfm_components(
@@ -40,10 +45,13 @@ def cfm_components(
     ----------
     method
         ``"i-cfm"`` (independent pairs), ``"ot-cfm"`` (exact OT pairs), ``"sb-cfm"``
-        (entropic OT pairs, Brownian bridge) or ``"w-cfm"`` (independent pairs with Gibbs
-        weights).
+        (entropic OT pairs, Brownian bridge), ``"w-cfm"`` (independent pairs with Gibbs
+        weights) or ``"sf2m"`` (entropic OT pairs, Brownian bridge with a diffusion per
+        unit of absolute time; the coupling's ``reg`` is reset per interval to
+        ``2 sigma**2 dt``).
     sigma
-        Path noise; defaults 0.1, or 0.5 for ``sb-cfm``.
+        Path noise; defaults 0.1, 0.5 for ``sb-cfm``, 0.3 for ``sf2m`` (its diffusion
+        ``g``).
     sinkhorn_reg
         Entropic regularisation of ``sb-cfm``; default ``2 * sigma**2``.
     wcfm_epsilon, wcfm_kappa, wcfm_cost
@@ -56,6 +64,9 @@ def cfm_components(
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
     sigma = _DEFAULT_SIGMA[method] if sigma is None else float(sigma)
+    if method == "sf2m":
+        path = DiffusionBridgePath(sigma)
+        return path, SinkhornCoupling(reg=2 * sigma**2 if sinkhorn_reg is None else sinkhorn_reg)
     if method == "sb-cfm":
         reg = 2 * sigma**2 if sinkhorn_reg is None else sinkhorn_reg
         return BrownianBridgePath(sigma), SinkhornCoupling(reg=reg)
@@ -71,8 +82,23 @@ class CellFlowMatching(FlowMatchingModule):
     """Flow matching between consecutive time points of single-cell data.
 
     Wires a path and a coupling (chosen by ``method``), an MLP vector field and the
-    weighted velocity loss.  The field sees absolute time, so a single ODE carries cells
-    across all observed times.
+    weighted velocity loss.  The field sees absolute time on the data's internal clock
+    (first time 0, mean interval 1; see :class:`~bioflow.data.TimeSpec`), so a single ODE
+    carries cells across all observed times.
+
+    Two options act across the whole time course:
+
+    - ``interpolant="spline"``: each minibatch is drawn as whole trajectories by chaining
+      the interval couplings (:func:`~bioflow.core.couplings.trajectory.chain_couplings`)
+      and the path is the natural cubic spline through each chain
+      (:class:`~bioflow.core.paths.spline.SplinePath`); the target is the spline's
+      derivative.  The flow then sees curved, continuous paths instead of straight
+      segments that kink at every observed time.
+    - ``method="sf2m"`` (simulation-free score and flow matching, Tong et al. 2024): a
+      score head ``s(t, x)`` is trained beside the velocity on the Brownian bridge, with
+      the loss ``||v - u||^2 + ||std_t s + eps||^2`` (the score term weighted by
+      ``lambda(t)^2 = std_t^2``), so the bridge can be sampled as an SDE
+      (:func:`~bioflow.core.solvers.sde.sde_integrate`) as well as by its ODE.
 
     Parameters
     ----------
@@ -80,11 +106,15 @@ class CellFlowMatching(FlowMatchingModule):
         Number of features (e.g. PCs); taken from ``data_spec["dim"]`` when ``None`` (as
         the CLI links it from the DataModule).
     method
-        ``"i-cfm"``, ``"ot-cfm"``, ``"sb-cfm"`` or ``"w-cfm"``.
+        ``"i-cfm"``, ``"ot-cfm"``, ``"sb-cfm"``, ``"w-cfm"`` or ``"sf2m"``.
     sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
-        See :func:`~bioflow.models.dynamics.cfm_components`.
+        See :func:`~bioflow.models.dynamics.cfm_components`.  For ``"sf2m"`` ``sigma`` is
+        the diffusion ``g`` per unit of the internal clock.
+    interpolant
+        ``"linear"`` (interval by interval) or ``"spline"`` (chained trajectories; not for
+        ``"sf2m"``, whose bridge is pinned at each time).
     hidden
-        Hidden widths of the MLP field.
+        Hidden widths of the MLP field (and of the score head).
     activation
         Activation of the MLP.
     time_dim
@@ -96,7 +126,7 @@ class CellFlowMatching(FlowMatchingModule):
     solver, solver_steps
         ODE solver used for validation and by default for prediction.
     data_spec
-        Description of the training data (time labels, representation); set by
+        Description of the training data (time labels, clock, representation); set by
         :func:`bioflow.tl.fit_dynamics` and the CLI so a saved model can be applied to new
         AnnData.
 
@@ -124,6 +154,7 @@ class CellFlowMatching(FlowMatchingModule):
         wcfm_epsilon: float | None = None,
         wcfm_kappa: float = 1.0,
         wcfm_cost: str = "euclidean",
+        interpolant: str = "linear",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_schedule: str = "constant",
@@ -136,18 +167,50 @@ class CellFlowMatching(FlowMatchingModule):
             if not data_spec or "dim" not in data_spec:
                 raise ValueError("CellFlowMatching needs `dim` (or a data_spec with 'dim')")
             dim = int(data_spec["dim"])
+        if interpolant not in INTERPOLANTS:
+            raise ValueError(f"unknown interpolant {interpolant!r}; choose one of {INTERPOLANTS}")
+        if interpolant == "spline" and method == "sf2m":
+            raise ValueError(
+                "interpolant='spline' is for the linear-path methods; method='sf2m' uses the "
+                "Brownian bridge pinned at each observed time"
+            )
         self.save_hyperparameters()
         self.hparams["dim"] = dim
         self.path, self.coupling = cfm_components(
             method, sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
         )
         self.method = method
+        self.interpolant = interpolant
         self.net = MLPVectorField(
-            dim, hidden=tuple(hidden), time_dim=time_dim, activation=activation,
+            dim,
+            hidden=tuple(hidden),
+            time_dim=time_dim,
+            activation=activation,
             time_max_period=time_max_period,
+        )
+        self.score_net = (
+            MLPVectorField(
+                dim,
+                hidden=tuple(hidden),
+                time_dim=time_dim,
+                activation=activation,
+                time_max_period=time_max_period,
+            )
+            if method == "sf2m"
+            else None
         )
         self.solver, self.solver_steps = solver, solver_steps
         self.data_spec = data_spec
+
+    @property
+    def stochastic_capable(self) -> bool:
+        """Whether the model has a score head (``method="sf2m"``) and can sample its SDE."""
+        return self.score_net is not None
+
+    @property
+    def diffusion(self) -> float:
+        """Diffusion ``g`` per unit of the internal clock (``sf2m``), else 0."""
+        return float(self.path.g) if isinstance(self.path, DiffusionBridgePath) else 0.0
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         """Velocity ``(n, dim)`` at absolute time ``t`` (scalar or ``(n,)``) and cells ``x``."""
@@ -157,14 +220,30 @@ class CellFlowMatching(FlowMatchingModule):
         """The field as an ODE right-hand side ``f(t, x)``."""
         return self.net(t, x)
 
+    def score(self, t: Tensor, x: Tensor) -> Tensor:
+        """Score ``grad_x log p_t(x)`` ``(n, dim)`` of the bridge's marginals (``sf2m`` only)."""
+        if self.score_net is None:
+            raise ValueError(f"method={self.method!r} has no score head; fit method='sf2m'")
+        return self.score_net(t, x)
+
     def on_fit_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "num_workers", 0) > 0 and hasattr(dm, "coupling"):
+        if (
+            dm is not None
+            and getattr(dm, "num_workers", 0) > 0
+            and hasattr(dm, "coupling")
+            and self.interpolant == "linear"
+            and self.method != "sf2m"
+        ):
             # Run the (CPU) coupling inside the loader workers so it overlaps the step.
             dm.coupling = self.coupling
 
     def compute_loss(self, batch: dict) -> LossOutput:
         cpu_gen, dev_gen = batch_generators(batch, batch["x0"].device)
+        if self.interpolant == "spline":
+            return self._spline_loss(batch, cpu_gen, dev_gen)
+        if self.method == "sf2m":
+            return self._sf2m_loss(batch, cpu_gen, dev_gen)
         if not batch.get("paired", False):
             batch = couple_intervals(self.coupling, batch, cpu_gen)
         x0, x1 = batch["x0"], batch["x1"]
@@ -174,10 +253,61 @@ class CellFlowMatching(FlowMatchingModule):
         w = batch.get("weight")
         w = None if w is None else w.reshape(-1).to(x0)
         loss = flow_matching_loss(
-            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), t0=t0, t1=t1, weight=w,
+            self.path,
+            self.net,
+            x0.reshape(-1, d),
+            x1.reshape(-1, d),
+            t0=t0,
+            t1=t1,
+            weight=w,
             generator=dev_gen,
         )
         return LossOutput(loss, batch_size=n_int * bsz)
+
+    def _spline_loss(self, batch: dict, cpu_gen, dev_gen) -> LossOutput:
+        # Points at each kept time: the first interval's sources, then every interval's
+        # targets (consecutive intervals share their middle time).
+        x0, x1 = batch["x0"], batch["x1"]
+        n_int, bsz, d = x0.shape
+        points = [x0[0], *[x1[i] for i in range(n_int)]]
+        knots = torch.cat([batch["t0"][:1], batch["t1"]]).to(x0)
+        traj, w = chain_couplings(self.coupling, points, cpu_gen)
+        ps = SplinePath(self.path.sigma).sample(traj, knots, generator=dev_gen)
+        loss = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t, w)
+        return LossOutput(loss, batch_size=bsz)
+
+    def _sf2m_loss(self, batch: dict, cpu_gen, dev_gen) -> LossOutput:
+        x0, x1 = batch["x0"], batch["x1"]
+        n_int, bsz, d = x0.shape
+        xs0, xs1, t0s, t1s = [], [], [], []
+        for i in range(n_int):
+            dt = float(batch["t1"][i] - batch["t0"][i])
+            coupling = SinkhornCoupling(
+                reg=self.path.entropic_reg(dt)
+                if self.hparams.sinkhorn_reg is None
+                else self.hparams.sinkhorn_reg,
+                num_iter=self.coupling.num_iter,
+            )
+            cb = coupling(x0[i], x1[i], generator=cpu_gen)
+            xs0.append(cb.x0)
+            xs1.append(cb.x1)
+            t0s.append(batch["t0"][i].to(x0).expand(cb.x0.shape[0]))
+            t1s.append(batch["t1"][i].to(x0).expand(cb.x0.shape[0]))
+        ps = self.path.sample(
+            torch.cat(xs0),
+            torch.cat(xs1),
+            t0=torch.cat(t0s),
+            t1=torch.cat(t1s),
+            generator=dev_gen,
+        )
+        flow = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t)
+        # lambda(t) = std_t: regress std_t * s(t, x_t) onto -eps (bounded near the knots).
+        score = velocity_mse(ps.std[:, None] * self.score_net(ps.t, ps.x_t), -ps.noise)
+        return LossOutput(
+            flow + score,
+            logs={"flow_loss": flow.detach(), "score_loss": score.detach()},
+            batch_size=n_int * bsz,
+        )
 
     @torch.no_grad()
     def push(
@@ -188,15 +318,43 @@ class CellFlowMatching(FlowMatchingModule):
         method: str | None = None,
         steps: int | None = None,
         return_path: bool = False,
+        stochastic: bool = False,
+        ode_after: float | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Integrate cells ``x`` ``(n, dim)`` through the absolute ``times`` (either direction).
+
+        ``times`` are on the model's internal clock.  With ``stochastic=True`` (``sf2m``
+        models) the bridge SDE is sampled by Euler-Maruyama (``steps`` default 100), and
+        follows the ODE after ``ode_after``; ``method`` is then ignored.
 
         Returns ``(n, dim)``, or ``(len(times), n, dim)`` with ``return_path=True``.
         """
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        if stochastic:
+            if not self.stochastic_capable:
+                raise ValueError(
+                    f"stochastic=True needs a score head; this model has method={self.method!r}"
+                    " (fit with method='sf2m')"
+                )
+            return sde_integrate(
+                self.velocity,
+                self.score,
+                x,
+                list(times),
+                g=self.diffusion,
+                steps=steps or max(100, self.solver_steps),
+                ode_after=ode_after,
+                generator=generator,
+                return_path=return_path,
+            )
         return integrate(
-            self.velocity, x, list(times), method=method or self.solver,
-            steps=steps or self.solver_steps, return_path=return_path,
+            self.velocity,
+            x,
+            list(times),
+            method=method or self.solver,
+            steps=steps or self.solver_steps,
+            return_path=return_path,
         )
 
     def predict_step(self, batch: dict, batch_idx: int = 0) -> Tensor:

@@ -31,8 +31,8 @@ def _fit_series(
     dm = CellDynamicsDataModule.from_series(
         series, batch_size=batch_size, num_workers=num_workers, seed=seed
     )
-    values = series.spec.values
-    span = max(values) - min(values)
+    clock = series.spec.clock_values
+    span = max(clock) - min(clock)
     kwargs = dict(time_max_period=max(2.0 * span, 1.0))
     kwargs.update(model_kwargs)
     trainer = make_trainer(max_steps, seed, **trainer_kwargs)
@@ -133,6 +133,24 @@ def _spec_of(model: CellFlowMatching) -> tuple[TimeSpec, dict]:
     return TimeSpec.from_dict(spec["time"]), spec
 
 
+def _clock(tspec: TimeSpec, label: Any, name: str) -> float:
+    """``label`` on the model's clock; refuse NaN and times far outside the observed range."""
+    if isinstance(label, float | np.floating) and not np.isfinite(label):
+        raise ValueError(f"{name} must be a finite time, got {label!r}")
+    value = tspec.clock(label)
+    lo, hi = tspec.clock_values[0], tspec.clock_values[-1]
+    span = hi - lo
+    if not lo - span <= value <= hi + span:
+        user_lo = tspec.values[0] - (tspec.values[-1] - tspec.values[0])
+        user_hi = tspec.values[-1] + (tspec.values[-1] - tspec.values[0])
+        raise ValueError(
+            f"{name}={label!r} is too far outside the observed times of {tspec.key!r} "
+            f"({tspec.values[0]:g} to {tspec.values[-1]:g}); the flow is only defined near "
+            f"them: use a time in [{user_lo:g}, {user_hi:g}]"
+        )
+    return value
+
+
 def _cells_at(adata, key: str, label: Any) -> np.ndarray:
     if key not in adata.obs:
         raise ValueError(f"time_key {key!r} (from the model) is not a column of adata.obs")
@@ -172,6 +190,9 @@ def _push_batched(
     steps,
     batch_size: int,
     return_path: bool = False,
+    stochastic: bool = False,
+    ode_after: float | None = None,
+    generator: torch.Generator | None = None,
 ) -> np.ndarray:
     outs = []
     for i in range(0, x.shape[0], batch_size):
@@ -181,6 +202,9 @@ def _push_batched(
             method=method,
             steps=steps,
             return_path=return_path,
+            stochastic=stochastic,
+            ode_after=ode_after,
+            generator=generator,
         )
         outs.append(out.cpu().numpy())
     return np.concatenate(outs, axis=1 if return_path else 0)
@@ -195,6 +219,10 @@ def predict_cells(
     method: str | None = None,
     steps: int | None = None,
     batch_size: int = 8192,
+    stochastic: bool = False,
+    n_samples: int = 1,
+    ode_after: Any = None,
+    seed: int = 0,
 ):
     """Push the cells observed at ``source_time`` to ``target_time`` with the learned flow.
 
@@ -207,19 +235,33 @@ def predict_cells(
     source_time
         Time label of the cells to push (as in ``adata.obs[time_key]``).
     target_time
-        A time label known to the model, or a number on its clock; earlier times integrate
-        backwards.
+        A time label known to the model, or a number in the units of ``time_key``; earlier
+        times integrate backwards.  Times more than one observed span outside the observed
+        range are refused (``ValueError``).
     method, steps
-        ODE solver and steps (default: the model's).
+        ODE solver and steps (default: the model's; ``stochastic`` uses Euler-Maruyama with
+        ``steps`` default 100).
     batch_size
         Cells integrated at once.
+    stochastic
+        Sample the Schrödinger-bridge SDE instead of the ODE (models fitted with
+        ``method="sf2m"``): cells from one progenitor state can end in different fates.
+    n_samples
+        Draws per source cell (``stochastic=True`` only).
+    ode_after
+        Time (label or number, as ``target_time``) after which the stochastic sampler
+        follows the ODE without noise; ``None`` keeps the SDE to the end.
+    seed
+        Seed of the stochastic draws.
 
     Returns
     -------
     anndata.AnnData
-        One predicted cell per source cell: coordinates in ``.obsm[use_rep]`` (in ``.X``
-        when the model was fitted on ``X``), ``.obs`` copied from the source cells with
-        ``.obs[time_key]`` set to ``target_time`` and ``.obs["bioflow_source_time"]``.
+        ``n_samples`` predicted cells per source cell: coordinates in ``.obsm[use_rep]``
+        (in ``.X`` when the model was fitted on ``X``), ``.obs`` copied from the source
+        cells with ``.obs[time_key]`` set to ``target_time``,
+        ``.obs["bioflow_source_time"]`` and, with ``n_samples > 1``,
+        ``.obs["bioflow_draw"]`` (names get a ``-<draw>`` suffix).
 
     Examples
     --------
@@ -234,12 +276,39 @@ def predict_cells(
     import anndata as ad
 
     tspec, spec = _spec_of(model)
+    _check_sampling(model, stochastic, n_samples, steps, batch_size)
     rows = _cells_at(adata, tspec.key, source_time)
-    t0, t1 = tspec.value_of(source_time), tspec.value_of(target_time)
+    t0 = _clock(tspec, source_time, "source_time")
+    t1 = _clock(tspec, target_time, "target_time")
+    t_switch = None if ode_after is None else _clock(tspec, ode_after, "ode_after")
     x = _read_model_rep(model, adata, rows)
-    pred = x if t0 == t1 else _push_batched(model, x, [t0, t1], method, steps, batch_size)
+    gen = torch.Generator().manual_seed(seed) if stochastic else None
+    draws = []
+    for _ in range(n_samples):
+        draws.append(
+            x
+            if t0 == t1
+            else _push_batched(
+                model,
+                x,
+                [t0, t1],
+                method,
+                steps,
+                batch_size,
+                stochastic=stochastic,
+                ode_after=t_switch,
+                generator=gen,
+            )
+        )
+    pred = np.concatenate(draws) if n_samples > 1 else draws[0]
     obs = adata.obs.iloc[rows].copy()
     obs["bioflow_source_time"] = obs[tspec.key].astype(str)
+    if n_samples > 1:
+        base = obs
+        obs = pd.concat([base] * n_samples)
+        obs.index = [f"{name}-{j}" for j in range(n_samples) for name in base.index]
+        obs["bioflow_draw"] = np.repeat(np.arange(n_samples), len(rows))
+        rows = np.tile(rows, n_samples)
     if tspec.kind == "ordered":
         obs[tspec.key] = pd.Categorical(
             [target_time] * len(rows), categories=tspec.labels, ordered=True
@@ -257,11 +326,29 @@ def predict_cells(
         {
             "source_time": source_time,
             "target_time": target_time,
-            "method": method or model.solver,
+            "method": "euler-maruyama" if stochastic else (method or model.solver),
             "steps": steps or model.solver_steps,
+            "stochastic": stochastic,
+            "n_samples": n_samples,
         },
     )
     return out
+
+
+def _check_sampling(model, stochastic, n_samples, steps, batch_size) -> None:
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    if n_samples > 1 and not stochastic:
+        raise ValueError("n_samples > 1 needs stochastic=True (the ODE is deterministic)")
+    if stochastic and not getattr(model, "stochastic_capable", False):
+        raise ValueError(
+            f"stochastic=True needs a model with a score head (method='sf2m'); this one has "
+            f"method={getattr(model, 'method', None)!r}"
+        )
 
 
 def trajectories(
@@ -273,6 +360,9 @@ def trajectories(
     method: str | None = None,
     steps: int | None = None,
     batch_size: int = 8192,
+    stochastic: bool = False,
+    n_samples: int = 1,
+    seed: int = 0,
     copy: bool = False,
 ):
     """Integrate every cell from its own observed time through ``times``.
@@ -291,6 +381,13 @@ def trajectories(
         parameters go to ``adata.uns["bioflow"][key_added]``.
     method, steps, batch_size
         ODE solver settings.
+    stochastic
+        Sample the bridge SDE (``method="sf2m"`` models) instead of the ODE.
+    n_samples
+        Draws per cell with ``stochastic=True``; the first goes to ``obsm[key_added]``,
+        all of them to ``obsm[key_added + "_draws"]`` ``(n_obs, n_samples, len(times), d)``.
+    seed
+        Seed of the stochastic draws.
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -313,42 +410,59 @@ def trajectories(
     [0, 1, 2, 3, 4]
     """
     tspec, spec = _spec_of(model)
+    _check_sampling(model, stochastic, n_samples, steps, batch_size)
     if len(times) == 0:
         raise ValueError("`times` is empty")
-    targets = np.array([tspec.value_of(t) for t in times], dtype=np.float64)
+    targets = np.array([_clock(tspec, t, "times") for t in times], dtype=np.float64)
     if tspec.key not in adata.obs:
         raise ValueError(f"time_key {tspec.key!r} (from the model) is not a column of adata.obs")
     x = _read_model_rep(model, adata)
-    starts = np.array([tspec.value_of(v) for v in adata.obs[tspec.key].to_numpy()])
-    out = np.empty((x.shape[0], len(times), x.shape[1]), dtype=np.float32)
-    for t_c in np.unique(starts):
-        rows = np.flatnonzero(starts == t_c)
-        xc = x[rows]
-        for sel in (targets > t_c, targets < t_c):
-            idx = np.flatnonzero(sel)
-            if len(idx) == 0:
-                continue
-            order = idx[np.argsort(targets[idx])]
-            if targets[order[0]] < t_c:
-                order = order[::-1]
-            path = _push_batched(
-                model, xc, [t_c, *targets[order]], method, steps, batch_size, return_path=True
-            )
-            out[rows[:, None], order[None, :]] = path[1:].transpose(1, 0, 2)
-        same = np.flatnonzero(targets == t_c)
-        out[rows[:, None], same[None, :]] = xc[:, None, :]
+    starts = np.array([tspec.clock(v) for v in adata.obs[tspec.key].to_numpy()])
+    gen = torch.Generator().manual_seed(seed) if stochastic else None
+    all_draws = np.empty((x.shape[0], n_samples, len(times), x.shape[1]), dtype=np.float32)
+    for draw in range(n_samples):
+        out = all_draws[:, draw]
+        for t_c in np.unique(starts):
+            rows = np.flatnonzero(starts == t_c)
+            xc = x[rows]
+            for sel in (targets > t_c, targets < t_c):
+                idx = np.flatnonzero(sel)
+                if len(idx) == 0:
+                    continue
+                order = idx[np.argsort(targets[idx])]
+                if targets[order[0]] < t_c:
+                    order = order[::-1]
+                path = _push_batched(
+                    model,
+                    xc,
+                    [t_c, *targets[order]],
+                    method,
+                    steps,
+                    batch_size,
+                    return_path=True,
+                    stochastic=stochastic,
+                    generator=gen,
+                )
+                out[rows[:, None], order[None, :]] = path[1:].transpose(1, 0, 2)
+            same = np.flatnonzero(targets == t_c)
+            out[rows[:, None], same[None, :]] = xc[:, None, :]
+    out = all_draws[:, 0]
     target = adata.copy() if copy else adata
     target.obsm[key_added] = out
+    if n_samples > 1:
+        target.obsm[key_added + "_draws"] = all_draws
     record(
         target,
         key_added,
         {
             "times": list(times),
-            "time_values": targets.tolist(),
+            "time_values": [tspec.value_of(t) for t in times],
             "time_key": tspec.key,
             "use_rep": spec["use_rep"],
-            "method": method or model.solver,
+            "method": "euler-maruyama" if stochastic else (method or model.solver),
             "steps": steps or model.solver_steps,
+            "stochastic": stochastic,
+            "n_samples": n_samples,
         },
     )
     return target if copy else None
@@ -404,6 +518,7 @@ def evaluate_holdout(
     holdout_times: Sequence | None = None,
     baselines: bool = True,
     max_points: int = 5000,
+    stochastic: bool = False,
     **fit_kwargs: Any,
 ) -> pd.DataFrame:
     """Leave-one-timepoint-out evaluation for every interior time.
@@ -413,6 +528,12 @@ def evaluate_holdout(
     beside the models: ``"no-motion"`` (the cells of ``t_{k-1}`` themselves) and
     ``"mccann"`` (the OT displacement interpolant between ``t_{k-1}`` and ``t_{k+1}`` at
     the time fraction of ``t_k``).
+
+    Where trajectories end is measured too: the same fitted model pushes the cells of the
+    first time to the last time; ``w1_end`` is the W1 distance to the observed last-time
+    cells and ``off_data`` the share of endpoints farther from every observed last-time
+    cell than that population's own 95th-percentile nearest-neighbour distance
+    (:func:`~bioflow.metrics.off_data_fraction`).  Baselines have NaN there.
 
     Parameters
     ----------
@@ -430,13 +551,17 @@ def evaluate_holdout(
         Add the no-motion and McCann rows.
     max_points
         Point clouds larger than this are subsampled for the metrics.
+    stochastic
+        Push ``sf2m`` models through their SDE instead of their ODE.
     **fit_kwargs
-        Passed to :func:`fit_dynamics` (``max_steps``, ``batch_size``, trainer options...).
+        Passed to :func:`fit_dynamics` (``max_steps``, ``batch_size``, ``model_kwargs``,
+        trainer options...).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``held_out``, ``method``, ``seed``, ``w1``, ``w2``, ``mmd``.
+        Columns ``held_out``, ``method``, ``seed``, ``w1``, ``w2``, ``mmd``, ``w1_end``,
+        ``off_data``.
 
     Examples
     --------
@@ -448,10 +573,15 @@ def evaluate_holdout(
     >>> df["method"].tolist()
     ['no-motion', 'mccann', 'ot-cfm']
     """
-    from bioflow.metrics import compare_distributions
+    from bioflow.metrics import compare_distributions, off_data_fraction, wasserstein
 
+    if max_points is not None and max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
     series = read_time_series(adata, time_key, use_rep)
     labels, values = series.spec.labels, series.spec.values
+    clock = series.spec.clock_values
+    x_first = series.x[series.cells_at(0)]
+    x_last = series.x[series.cells_at(len(labels) - 1)]
     if len(labels) < 3:
         raise ValueError(
             f"evaluate_holdout needs >= 3 times, adata.obs[{time_key!r}] has {len(labels)}"
@@ -510,7 +640,32 @@ def evaluate_holdout(
                     model_kwargs=model_kwargs,
                     trainer_kwargs=dict(fit_kwargs),
                 )
-                pred = _push_batched(model, x_prev, [values[k - 1], values[k]], None, None, 8192)
+                sde = stochastic and model.stochastic_capable
+                gen = torch.Generator().manual_seed(seed) if sde else None
+                pred = _push_batched(
+                    model,
+                    x_prev,
+                    [clock[k - 1], clock[k]],
+                    None,
+                    None,
+                    8192,
+                    stochastic=sde,
+                    generator=gen,
+                )
                 m = compare_distributions(pred, x_true, max_points=max_points, seed=seed)
+                end = _push_batched(
+                    model,
+                    x_first,
+                    [clock[0], clock[-1]],
+                    None,
+                    None,
+                    8192,
+                    stochastic=sde,
+                    generator=gen,
+                )
+                m["w1_end"] = wasserstein(end, x_last, 1, max_points=max_points, seed=seed)
+                m["off_data"] = off_data_fraction(end, x_last)
                 rows.append({"held_out": labels[k], "method": method, "seed": seed, **m})
-    return pd.DataFrame(rows, columns=["held_out", "method", "seed", "w1", "w2", "mmd"])
+    return pd.DataFrame(
+        rows, columns=["held_out", "method", "seed", "w1", "w2", "mmd", "w1_end", "off_data"]
+    )
