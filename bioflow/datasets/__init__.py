@@ -10,3 +10,7 @@ __all__ += ["categorical_toy", "motif_sequences"]
 from bioflow.datasets.letters import letters, population_response  # noqa: E402
 
 __all__ += ["letters", "population_response"]
+
+from bioflow.datasets.cycle import simulated_cycle_branching  # noqa: E402
+
+__all__ += ["simulated_cycle_branching"]
