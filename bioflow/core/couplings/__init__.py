@@ -12,17 +12,21 @@ from bioflow.core.couplings.ot import (
     sinkhorn_plan,
     squared_distances,
 )
+from bioflow.core.couplings.trajectory import chain_couplings
+from bioflow.core.couplings.unbalanced import UnbalancedSinkhornCoupling, unbalanced_plan
 
 _REGISTRY = {
     "independent": IndependentCoupling,
     "exact": ExactOTCoupling,
     "sinkhorn": SinkhornCoupling,
     "gibbs": GibbsWeightCoupling,
+    "unbalanced": UnbalancedSinkhornCoupling,
 }
 
 
 def make_coupling(name: str, **kwargs) -> Coupling:
-    """Build a coupling by name (``independent``, ``exact``, ``sinkhorn``, ``gibbs``).
+    """Build a coupling by name (``independent``, ``exact``, ``sinkhorn``, ``gibbs``,
+    ``unbalanced``).
 
     Examples
     --------
@@ -42,8 +46,11 @@ __all__ = [
     "GibbsWeightCoupling",
     "IndependentCoupling",
     "SinkhornCoupling",
+    "UnbalancedSinkhornCoupling",
+    "chain_couplings",
     "exact_ot_plan",
     "make_coupling",
     "sinkhorn_plan",
     "squared_distances",
+    "unbalanced_plan",
 ]

@@ -20,6 +20,10 @@ class CoupledBatch:
         Per-pair loss weights, shape ``(n,)``, or ``None`` for uniform weights.
     index0, index1
         Rows of the input batches that were paired, shape ``(n,)``.
+    source_mass
+        Unbalanced couplings: the relative mass each input source row carries in the plan
+        (row sum over its mean; > 1 for cells that grow), shape ``(n_input,)``, else
+        ``None``.
     """
 
     x0: Tensor
@@ -27,6 +31,7 @@ class CoupledBatch:
     weight: Tensor | None = None
     index0: Tensor | None = None
     index1: Tensor | None = None
+    source_mass: Tensor | None = None
 
 
 def check_batches(x0: Tensor, x1: Tensor) -> None:
