@@ -16,7 +16,9 @@ def _py(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def read_representation(adata, use_rep: str | None, *, rows: np.ndarray | None = None) -> np.ndarray:
+def read_representation(
+    adata, use_rep: str | None, *, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Dense float32 matrix of ``adata.obsm[use_rep]`` (or ``adata.X`` when ``None``).
 
     Parameters
@@ -104,9 +106,7 @@ class TimeSpec:
                 return float(val)
         if self.kind == "numeric" and isinstance(label, int | float | np.number):
             return float(label)
-        raise ValueError(
-            f"time {label!r} is not one of the times of {self.key!r}: {self.labels}"
-        )
+        raise ValueError(f"time {label!r} is not one of the times of {self.key!r}: {self.labels}")
 
     def clock(self, label: Any) -> float:
         """Time of a label (or number on the user's scale) on the model's internal clock."""
@@ -118,13 +118,25 @@ class TimeSpec:
         return [(v - self.origin) / self.unit for v in self.values]
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "labels": self.labels, "values": self.values, "kind": self.kind,
-                "origin": self.origin, "unit": self.unit}
+        return {
+            "key": self.key,
+            "labels": self.labels,
+            "values": self.values,
+            "kind": self.kind,
+            "origin": self.origin,
+            "unit": self.unit,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> TimeSpec:
-        return cls(d["key"], list(d["labels"]), [float(v) for v in d["values"]], d["kind"],
-                   float(d.get("origin", 0.0)), float(d.get("unit", 1.0)))
+        return cls(
+            d["key"],
+            list(d["labels"]),
+            [float(v) for v in d["values"]],
+            d["kind"],
+            float(d.get("origin", 0.0)),
+            float(d.get("unit", 1.0)),
+        )
 
 
 def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
@@ -202,6 +214,11 @@ class CellTimeSeries:
         Positions (in ``spec.labels``) of the times used for training, increasing.
     var_names
         Feature names when read from ``X``.
+    growth
+        Per-cell growth rates ``(n_obs,)`` (per unit of the user's time) from
+        ``adata.obs[growth_key]``, or ``None``.
+    growth_key
+        The column they came from.
     """
 
     x: np.ndarray
@@ -210,6 +227,8 @@ class CellTimeSeries:
     use_rep: str | None
     kept: list[int]
     var_names: list[str] | None = field(default=None)
+    growth: np.ndarray | None = field(default=None)
+    growth_key: str | None = field(default=None)
 
     @property
     def dim(self) -> int:
@@ -231,6 +250,7 @@ class CellTimeSeries:
             "dim": self.dim,
             "var_names": self.var_names,
             "kept": [int(k) for k in self.kept],
+            "growth_key": self.growth_key,
         }
 
 
@@ -239,6 +259,7 @@ def read_time_series(
     time_key: str,
     use_rep: str | None = None,
     exclude_times: Sequence = (),
+    growth_key: str | None = None,
 ) -> CellTimeSeries:
     """Validate an AnnData time course and read it into a :class:`CellTimeSeries`.
 
@@ -252,6 +273,9 @@ def read_time_series(
         Key of ``adata.obsm`` to use; ``None`` for ``adata.X`` (dense or sparse).
     exclude_times
         Time labels to leave out of training (for leave-one-timepoint-out).
+    growth_key
+        Column of ``adata.obs`` with per-cell growth rates (net division minus death per
+        unit of the time column's units; e.g. from a proliferation score), or ``None``.
 
     Returns
     -------
@@ -281,4 +305,18 @@ def read_time_series(
             f"need at least two times left for training, got {len(kept)} after exclude_times"
         )
     var_names = [str(v) for v in adata.var_names] if use_rep is None else None
-    return CellTimeSeries(x, index, spec, use_rep, kept, var_names)
+    growth = None
+    if growth_key is not None:
+        if growth_key not in adata.obs:
+            raise ValueError(
+                f"growth_key={growth_key!r} is not a column of adata.obs; available: "
+                f"{list(adata.obs)}"
+            )
+        col = adata.obs[growth_key]
+        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            raise ValueError(f"adata.obs[{growth_key!r}] must be numeric, got {col.dtype}")
+        growth = col.to_numpy(dtype=np.float64)
+        if not np.isfinite(growth).all():
+            raise ValueError(f"adata.obs[{growth_key!r}] contains NaN or infinite values")
+        growth = growth.astype(np.float32)
+    return CellTimeSeries(x, index, spec, use_rep, kept, var_names, growth, growth_key)

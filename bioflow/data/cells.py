@@ -82,6 +82,10 @@ class CellPairDataset(SeededBatchStream):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.series = series
         self.x = torch.from_numpy(series.x)
+        self.growth = (
+            None if series.growth is None
+            else torch.from_numpy(series.growth * np.float32(series.spec.unit))
+        )
         self.batch_size = batch_size
         self.coupling = coupling
         intervals = series.intervals()
@@ -105,6 +109,9 @@ class CellPairDataset(SeededBatchStream):
         rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
         batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": self._t0, "t1": self._t1,
                  "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
+        if self.growth is not None:
+            # Growth rates per unit of the model's clock.
+            batch["g0"], batch["g1"] = self.growth[rows0], self.growth[rows1]
         if self.coupling is not None:
             batch = couple_intervals(self.coupling, batch, generator)
         return batch
@@ -144,6 +151,9 @@ class CellDynamicsDataModule(L.LightningDataModule):
         and writes them to the ``.h5ad`` path ``predict_output``.
     dataset_kwargs
         Arguments of the generator when ``adata`` is ``"builtin:<name>"``.
+    growth_key
+        Column of ``.obs`` with per-cell growth rates; batches then carry ``"g0"`` and
+        ``"g1"`` ``(I, B)`` (rates per unit of the model's clock) for the growth models.
 
     Examples
     --------
@@ -170,10 +180,11 @@ class CellDynamicsDataModule(L.LightningDataModule):
         predict_target_time: Any = None,
         predict_output: str | None = None,
         dataset_kwargs: dict | None = None,
+        growth_key: str | None = None,
     ) -> None:
         super().__init__()
         adata = read_adata(adata, "cells", dataset_kwargs, backed)
-        series = read_time_series(adata, time_key, use_rep, exclude_times)
+        series = read_time_series(adata, time_key, use_rep, exclude_times, growth_key)
         self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
         self.predict_source_time = predict_source_time
         self.predict_target_time = predict_target_time

@@ -15,6 +15,7 @@ from bioflow.core.couplings import (
     SinkhornCoupling,
 )
 from bioflow.core.couplings.trajectory import chain_couplings
+from bioflow.core.couplings.unbalanced import UnbalancedSinkhornCoupling
 from bioflow.core.losses import flow_matching_loss, velocity_mse
 from bioflow.core.paths import BrownianBridgePath, LinearPath, ProbabilityPath
 from bioflow.core.paths.bridge import DiffusionBridgePath
@@ -25,9 +26,11 @@ from bioflow.data.cells import couple_intervals
 from bioflow.metrics import wasserstein
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import MLPVectorField
+from bioflow.nn.growth import ScalarField
 
 CFM_METHODS = ("i-cfm", "ot-cfm", "sb-cfm", "w-cfm", "sf2m")
 INTERPOLANTS = ("linear", "spline")
+GROWTH = (None, "given", "unbalanced")
 _DEFAULT_SIGMA = {"i-cfm": 0.1, "ot-cfm": 0.1, "sb-cfm": 0.5, "w-cfm": 0.1, "sf2m": 0.3}
 
 
@@ -113,6 +116,18 @@ class CellFlowMatching(FlowMatchingModule):
     interpolant
         ``"linear"`` (interval by interval) or ``"spline"`` (chained trajectories; not for
         ``"sf2m"``, whose bridge is pinned at each time).
+    growth
+        ``None`` (balanced: every cell has one descendant), ``"given"`` (per-cell growth
+        rates in the batches, from ``growth_key`` of the data: sources are re-sampled in
+        proportion to ``exp(g dt)`` before the coupling) or ``"unbalanced"`` (pairs from a
+        semi-relaxed unbalanced entropic OT plan,
+        :class:`~bioflow.core.couplings.unbalanced.UnbalancedSinkhornCoupling`, which
+        estimates the growth).  Either way a growth head ``g(t, x)`` is trained and
+        :meth:`push_with_growth` returns each pushed cell's weight ``exp(int g dt)``.
+        Linear interpolant only.
+    growth_reg, growth_reg_m
+        Entropic and marginal regularisation of the unbalanced coupling (relative to the
+        mean cost).
     hidden
         Hidden widths of the MLP field (and of the score head).
     activation
@@ -155,6 +170,9 @@ class CellFlowMatching(FlowMatchingModule):
         wcfm_kappa: float = 1.0,
         wcfm_cost: str = "euclidean",
         interpolant: str = "linear",
+        growth: str | None = None,
+        growth_reg: float = 0.05,
+        growth_reg_m: float = 1.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_schedule: str = "constant",
@@ -173,6 +191,13 @@ class CellFlowMatching(FlowMatchingModule):
             raise ValueError(
                 "interpolant='spline' is for the linear-path methods; method='sf2m' uses the "
                 "Brownian bridge pinned at each observed time"
+            )
+        if growth not in GROWTH:
+            raise ValueError(f"unknown growth {growth!r}; choose one of {GROWTH}")
+        if growth is not None and (interpolant != "linear" or method == "sf2m"):
+            raise ValueError(
+                f"growth={growth!r} needs interpolant='linear' and a linear-path method, got "
+                f"interpolant={interpolant!r}, method={method!r}"
             )
         self.save_hyperparameters()
         self.hparams["dim"] = dim
@@ -199,6 +224,20 @@ class CellFlowMatching(FlowMatchingModule):
             if method == "sf2m"
             else None
         )
+        self.growth = growth
+        self.growth_net = (
+            None
+            if growth is None
+            else ScalarField(
+                dim,
+                hidden=tuple(hidden)[:2] or (64,),
+                time_dim=time_dim,
+                activation=activation,
+                time_max_period=time_max_period,
+            )
+        )
+        if growth == "unbalanced":
+            self.coupling = UnbalancedSinkhornCoupling(reg=growth_reg, reg_m=growth_reg_m)
         self.solver, self.solver_steps = solver, solver_steps
         self.data_spec = data_spec
 
@@ -244,6 +283,8 @@ class CellFlowMatching(FlowMatchingModule):
             return self._spline_loss(batch, cpu_gen, dev_gen)
         if self.method == "sf2m":
             return self._sf2m_loss(batch, cpu_gen, dev_gen)
+        if self.growth is not None:
+            return self._growth_loss(batch, cpu_gen, dev_gen)
         if not batch.get("paired", False):
             batch = couple_intervals(self.coupling, batch, cpu_gen)
         x0, x1 = batch["x0"], batch["x1"]
@@ -275,6 +316,85 @@ class CellFlowMatching(FlowMatchingModule):
         ps = SplinePath(self.path.sigma).sample(traj, knots, generator=dev_gen)
         loss = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t, w)
         return LossOutput(loss, batch_size=bsz)
+
+    def _growth_loss(self, batch: dict, cpu_gen, dev_gen) -> LossOutput:
+        x0, x1 = batch["x0"], batch["x1"]
+        n_int, bsz, d = x0.shape
+        if self.growth == "given" and "g0" not in batch:
+            raise ValueError(
+                "growth='given' needs per-cell growth rates in the batches: fit with "
+                "growth_key=<obs column> (bioflow.tl.fit_dynamics / CellDynamicsDataModule)"
+            )
+        xs0, xs1, t0s, t1s, gs0, gs1 = [], [], [], [], [], []
+        for i in range(n_int):
+            t0, t1 = batch["t0"][i].to(x0), batch["t1"][i].to(x0)
+            dt = t1 - t0
+            a, b = x0[i], x1[i]
+            if self.growth == "given":
+                g0, g1 = batch["g0"][i].to(x0), batch["g1"][i].to(x0)
+                # Each source stands for exp(g dt) descendants: re-sample in proportion.
+                w = torch.exp((g0 - g0.max()) * dt)
+                idx = torch.multinomial(w.cpu().double(), bsz, True, generator=cpu_gen)
+                idx = idx.to(x0.device)
+                cb = self.coupling(a[idx], b, generator=cpu_gen)
+                ga, gb = g0[idx][cb.index0], g1[cb.index1]
+            else:
+                cb = self.coupling(a, b, generator=cpu_gen)
+                rate = torch.log(cb.source_mass.clamp_min(1e-6)) / dt
+                ga = gb = rate[cb.index0]
+            xs0.append(cb.x0)
+            xs1.append(cb.x1)
+            gs0.append(ga)
+            gs1.append(gb)
+            t0s.append(t0.expand(cb.x0.shape[0]))
+            t1s.append(t1.expand(cb.x0.shape[0]))
+        ps = self.path.sample(
+            torch.cat(xs0),
+            torch.cat(xs1),
+            t0=torch.cat(t0s),
+            t1=torch.cat(t1s),
+            generator=dev_gen,
+        )
+        flow = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t)
+        g_target = (1 - ps.s) * torch.cat(gs0) + ps.s * torch.cat(gs1)
+        growth = (self.growth_net(ps.t, ps.x_t) - g_target).pow(2).mean()
+        return LossOutput(
+            flow + growth,
+            logs={"flow_loss": flow.detach(), "growth_loss": growth.detach()},
+            batch_size=n_int * bsz,
+        )
+
+    @torch.no_grad()
+    def push_with_growth(
+        self,
+        x: Tensor,
+        times: Sequence[float],
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Push cells and integrate their growth: ``(x_end (n, dim), log_weight (n,))``.
+
+        ``log_weight = int g(t, x(t)) dt`` along each path (negative of it when pushing
+        backwards in time); ``exp(log_weight)`` is the number of descendants (relative).
+        """
+        if self.growth_net is None:
+            raise ValueError("this model has no growth head; fit it with growth=...")
+        x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+
+        def field(t, z):
+            xs = z[:, :-1]
+            return torch.cat([self.net(t, xs), self.growth_net(t, xs)[:, None]], 1)
+
+        z0 = torch.cat([x, torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)], 1)
+        z = integrate(
+            field,
+            z0,
+            list(times),
+            method=method or self.solver,
+            steps=steps or self.solver_steps,
+        )
+        return z[:, :-1], z[:, -1]
 
     def _sf2m_loss(self, batch: dict, cpu_gen, dev_gen) -> LossOutput:
         x0, x1 = batch["x0"], batch["x1"]

@@ -20,6 +20,8 @@ def trajectories(
     n_trajectories: int = 100,
     starting_at=None,
     seed: int = 0,
+    path_color: str = "time",
+    arrows: bool = True,
     ax=None,
     show: bool | None = None,
     save: str | os.PathLike | None = None,
@@ -45,6 +47,12 @@ def trajectories(
         Only draw trajectories of cells observed at this time label (default: any cell).
     seed
         Seed of that subset.
+    path_color
+        ``"time"``: each trajectory is coloured by time along the path (colormap
+        ``plasma``, with a colour bar); ``"black"``: plain thin black lines.
+    arrows
+        Draw an arrow head at the end of each trajectory, pointing in its direction of
+        travel (towards the last entry of ``times``).
     ax, show, save
         Axes to draw into, whether to show, and a file to save to.
 
@@ -64,6 +72,8 @@ def trajectories(
     >>> ax.get_title()
     'Learned trajectories'
     """
+    if path_color not in ("time", "black"):
+        raise ValueError(f"path_color must be 'time' or 'black', got {path_color!r}")
     if key not in adata.obsm:
         raise ValueError(f"adata.obsm has no {key!r}; run bioflow.tl.trajectories first")
     traj = np.asarray(adata.obsm[key])
@@ -112,8 +122,40 @@ def trajectories(
     pick = rng.choice(pool, size=min(n_trajectories, len(pool)), replace=False)
     values = params.get("time_values")
     order = np.argsort(values) if values is not None else np.arange(traj.shape[1])
-    for i in pick:
-        ax.plot(traj[i, order, c0], traj[i, order, c1], color="k", lw=0.5, alpha=0.4)
+    tvals = np.asarray(values, dtype=float)[order] if values is not None else order.astype(float)
+    if path_color == "time":
+        from matplotlib.collections import LineCollection
+
+        segs, tseg = [], []
+        for i in pick:
+            xy = np.column_stack([traj[i, order, c0], traj[i, order, c1]])
+            segs.append(np.stack([xy[:-1], xy[1:]], axis=1))
+            tseg.append(0.5 * (tvals[:-1] + tvals[1:]))
+        lc = LineCollection(np.concatenate(segs), cmap="plasma", linewidths=0.8, alpha=0.8)
+        lc.set_array(np.concatenate(tseg))
+        ax.add_collection(lc)
+        ax.figure.colorbar(lc, ax=ax, label="time along path")
+    else:
+        for i in pick:
+            ax.plot(traj[i, order, c0], traj[i, order, c1], color="k", lw=0.5, alpha=0.4)
+    if arrows and len(order) >= 2:
+        from matplotlib.patches import FancyArrowPatch
+
+        for i in pick:
+            start = (traj[i, order[-2], c0], traj[i, order[-2], c1])
+            end = (traj[i, order[-1], c0], traj[i, order[-1], c1])
+            ax.add_patch(
+                FancyArrowPatch(
+                    start,
+                    end,
+                    arrowstyle="-|>",
+                    mutation_scale=7,
+                    color="k",
+                    lw=0.5,
+                    alpha=0.7,
+                    zorder=4,
+                )
+            )
     ax.scatter(
         traj[pick][:, order[-1], c0],
         traj[pick][:, order[-1], c1],

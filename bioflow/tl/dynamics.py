@@ -34,6 +34,8 @@ def _fit_series(
     clock = series.spec.clock_values
     span = max(clock) - min(clock)
     kwargs = dict(time_max_period=max(2.0 * span, 1.0))
+    if series.growth is not None:
+        kwargs["growth"] = "given"
     kwargs.update(model_kwargs)
     trainer = make_trainer(max_steps, seed, **trainer_kwargs)
     with torch.random.fork_rng():
@@ -57,6 +59,7 @@ def fit_dynamics(
     batch_size: int = 256,
     seed: int = 0,
     num_workers: int = 0,
+    growth_key: str | None = None,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
 ) -> CellFlowMatching:
@@ -82,6 +85,14 @@ def fit_dynamics(
         Seed of initialisation and sampling.
     num_workers
         Data-loader workers; the coupling then runs inside them.
+    growth_key
+        Column of ``adata.obs`` with per-cell growth rates (per unit of ``time_key``); the
+        model then uses ``growth="given"`` (see :class:`~bioflow.models.CellFlowMatching`)
+        and :func:`predict_cells` reports each pushed cell's relative weight.  Use it (or
+        ``model_kwargs={"growth": "unbalanced"}`` when no rates are known) when cells
+        divide or die at different rates in different states, so that a state's share
+        changes over time for reasons other than cells moving; balanced transport would
+        then force cells across branches to match the shares.
     model_kwargs
         Extra arguments of :class:`~bioflow.models.CellFlowMatching` (``sigma``,
         ``hidden``, ``lr``, ...).
@@ -110,7 +121,7 @@ def fit_dynamics(
     >>> model.method
     'ot-cfm'
     """
-    series = read_time_series(adata, time_key, use_rep, exclude_times)
+    series = read_time_series(adata, time_key, use_rep, exclude_times, growth_key)
     return _fit_series(
         series,
         method=method,
@@ -261,7 +272,10 @@ def predict_cells(
         (in ``.X`` when the model was fitted on ``X``), ``.obs`` copied from the source
         cells with ``.obs[time_key]`` set to ``target_time``,
         ``.obs["bioflow_source_time"]`` and, with ``n_samples > 1``,
-        ``.obs["bioflow_draw"]`` (names get a ``-<draw>`` suffix).
+        ``.obs["bioflow_draw"]`` (names get a ``-<draw>`` suffix).  Models fitted with
+        growth add ``.obs["bioflow_growth_weight"]``: each cell's relative number of
+        descendants ``exp(int g dt)`` (mean 1); weight the predicted cells by it when
+        computing proportions.
 
     Examples
     --------
@@ -283,8 +297,16 @@ def predict_cells(
     t_switch = None if ode_after is None else _clock(tspec, ode_after, "ode_after")
     x = _read_model_rep(model, adata, rows)
     gen = torch.Generator().manual_seed(seed) if stochastic else None
+    weights = None
+    if getattr(model, "growth_net", None) is not None and not stochastic and t0 != t1:
+        x_end, logw = model.push_with_growth(
+            torch.from_numpy(x), [t0, t1], method=method, steps=steps
+        )
+        logw = logw.cpu().numpy().astype(np.float64)
+        weights = np.exp(logw - logw.max())
+        weights = weights / weights.mean()
     draws = []
-    for _ in range(n_samples):
+    for _ in range(n_samples if weights is None else 0):
         draws.append(
             x
             if t0 == t1
@@ -300,9 +322,13 @@ def predict_cells(
                 generator=gen,
             )
         )
+    if weights is not None:
+        draws = [x_end.cpu().numpy()]
     pred = np.concatenate(draws) if n_samples > 1 else draws[0]
     obs = adata.obs.iloc[rows].copy()
     obs["bioflow_source_time"] = obs[tspec.key].astype(str)
+    if weights is not None:
+        obs["bioflow_growth_weight"] = weights
     if n_samples > 1:
         base = obs
         obs = pd.concat([base] * n_samples)
