@@ -1,8 +1,10 @@
 """bioflow vs TorchCFM on the same cell-dynamics task, in the same run.
 
 Prints JSON with, for OT-CFM:
-- leave-one-timepoint-out W1 on ``simulated_differentiation`` (X_pca, 10 dims) for bioflow
-  (``bioflow.tl`` + Lightning) and for TorchCFM's ``ExactOptimalTransportConditionalFlowMatcher``
+- leave-one-timepoint-out W1 on ``simulated_differentiation`` (X_pca, 10 dims) for bioflow's
+  default (``bioflow.tl`` + Lightning: OT-CFM with chained trajectories and the spline
+  interpolant), bioflow's interval-wise OT-CFM (``interpolant="linear"``), the McCann
+  interpolant, and TorchCFM's ``ExactOptimalTransportConditionalFlowMatcher``
   in a plain PyTorch loop, with the same MLP width, steps, batch, learning rate and ODE solver;
 - the fit wall-clock of both for the same number of steps;
 - coupling time at batch 128, 512, 1024, 4096 for bioflow's ``ExactOTCoupling`` and
@@ -27,7 +29,7 @@ import bioflow
 from bioflow.core import ExactOTCoupling, SinkhornCoupling, integrate
 from bioflow.data import read_time_series
 from bioflow.metrics import wasserstein
-from bioflow.tl.dynamics import _fit_series
+from bioflow.tl.dynamics import _fit_series, mccann_interpolant
 
 
 def torchcfm_fit(series, *, steps, batch_size, width, lr, sigma, seed):
@@ -40,7 +42,7 @@ def torchcfm_fit(series, *, steps, batch_size, width, lr, sigma, seed):
     fm = ExactOptimalTransportConditionalFlowMatcher(sigma=sigma)
     net = MLP(dim=series.dim, w=width, time_varying=True)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    values = series.spec.values
+    values = series.spec.clock_values
     cells = {k: torch.from_numpy(series.x[series.cells_at(k)]) for k in series.kept}
     intervals = series.intervals()
     t0 = time.perf_counter()
@@ -69,37 +71,70 @@ def torchcfm_fit(series, *, steps, batch_size, width, lr, sigma, seed):
 
 def loo(adata, args):
     series = read_time_series(adata, "time", "X_pca")
-    labels, values = series.spec.labels, series.spec.values
+    labels, values = series.spec.labels, series.spec.clock_values
     rows = []
     for k in range(1, len(labels) - 1):
         sub = read_time_series(adata, "time", "X_pca", exclude_times=(labels[k],))
         x_prev = torch.from_numpy(series.x[series.cells_at(k - 1)])
         x_true = series.x[series.cells_at(k)]
-        t0 = time.perf_counter()
-        model = _fit_series(
-            sub, method="ot-cfm", max_steps=args.steps, batch_size=args.batch_size,
-            seed=args.seed, num_workers=0,
-            model_kwargs=dict(hidden=(args.width,) * 3, lr=args.lr, sigma=args.sigma),
-            trainer_kwargs=dict(enable_progress_bar=False),
+        preds = {}
+        for name, interp in (("bioflow", "spline"), ("bioflow_linear", "linear")):
+            t0 = time.perf_counter()
+            model = _fit_series(
+                sub,
+                method="ot-cfm",
+                max_steps=args.steps,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                num_workers=0,
+                model_kwargs=dict(
+                    hidden=(args.width,) * 3, lr=args.lr, sigma=args.sigma, interpolant=interp
+                ),
+                trainer_kwargs=dict(enable_progress_bar=False),
+            )
+            seconds = time.perf_counter() - t0
+            with torch.no_grad():
+                preds[name] = (
+                    integrate(
+                        model.velocity,
+                        x_prev,
+                        [values[k - 1], values[k]],
+                        method="rk4",
+                        steps=args.ode_steps,
+                    ),
+                    seconds,
+                )
+        bf_pred, bf_seconds = preds["bioflow"]
+        frac = (values[k] - values[k - 1]) / (values[k + 1] - values[k - 1])
+        mc_pts, mc_w = mccann_interpolant(
+            x_prev.numpy(), series.x[series.cells_at(k + 1)], fraction=frac
         )
-        bf_seconds = time.perf_counter() - t0
+        velocity, tc_seconds = torchcfm_fit(
+            sub,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            width=args.width,
+            lr=args.lr,
+            sigma=args.sigma,
+            seed=args.seed,
+        )
         with torch.no_grad():
-            bf_pred = integrate(model.velocity, x_prev, [values[k - 1], values[k]],
-                                method="rk4", steps=args.ode_steps)
-        velocity, tc_seconds = torchcfm_fit(sub, steps=args.steps, batch_size=args.batch_size,
-                                            width=args.width, lr=args.lr, sigma=args.sigma,
-                                            seed=args.seed)
-        with torch.no_grad():
-            tc_pred = integrate(velocity, x_prev, [values[k - 1], values[k]], method="rk4",
-                                steps=args.ode_steps)
-        rows.append({
-            "held_out": labels[k],
-            "bioflow_w1": wasserstein(bf_pred, x_true),
-            "torchcfm_w1": wasserstein(tc_pred, x_true),
-            "no_motion_w1": wasserstein(x_prev, x_true),
-            "bioflow_fit_s": round(bf_seconds, 2),
-            "torchcfm_fit_s": round(tc_seconds, 2),
-        })
+            tc_pred = integrate(
+                velocity, x_prev, [values[k - 1], values[k]], method="rk4", steps=args.ode_steps
+            )
+        rows.append(
+            {
+                "held_out": labels[k],
+                "bioflow_w1": wasserstein(bf_pred, x_true),
+                "bioflow_linear_w1": wasserstein(preds["bioflow_linear"][0], x_true),
+                "mccann_w1": wasserstein(mc_pts, x_true, x_weights=mc_w, max_points=None),
+                "torchcfm_w1": wasserstein(tc_pred, x_true),
+                "no_motion_w1": wasserstein(x_prev, x_true),
+                "bioflow_fit_s": round(bf_seconds, 2),
+                "bioflow_linear_fit_s": round(preds["bioflow_linear"][1], 2),
+                "torchcfm_fit_s": round(tc_seconds, 2),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -125,16 +160,26 @@ def coupling_times(args):
     out = []
     for n in args.sizes:
         reps = 5 if n <= 1024 else 2
-        pairs = [(torch.from_numpy(x[t == a][rng.choice((t == a).sum(), n, replace=False)]),
-                  torch.from_numpy(x[t == a + 1][rng.choice((t == a + 1).sum(), n, replace=False)]))
-                 for a in (0, 1)]
+        pairs = [
+            (
+                torch.from_numpy(x[t == a][rng.choice((t == a).sum(), n, replace=False)]),
+                torch.from_numpy(x[t == a + 1][rng.choice((t == a + 1).sum(), n, replace=False)]),
+            )
+            for a in (0, 1)
+        ]
         row = {"batch": n}
-        for name, fn in [("bioflow_exact", lambda a, b: exact(a, b)),
-                         ("torchcfm_exact", lambda a, b: tc_exact.sample_plan(a, b)),
-                         ("bioflow_sinkhorn", lambda a, b: sink(a, b)),
-                         ("torchcfm_sinkhorn", lambda a, b: tc_sink.sample_plan(a, b))]:
-            row[name + "_s"] = round(statistics.mean(
-                time_call(lambda a=a, b=b: fn(a, b), reps) for a, b in pairs), 5)
+        for name, fn in [
+            ("bioflow_exact", lambda a, b: exact(a, b)),
+            ("torchcfm_exact", lambda a, b: tc_exact.sample_plan(a, b)),
+            ("bioflow_sinkhorn", lambda a, b: sink(a, b)),
+            ("torchcfm_sinkhorn", lambda a, b: tc_sink.sample_plan(a, b)),
+        ]:
+            row[name + "_s"] = round(
+                statistics.mean(
+                    time_call(lambda a=a, b=b, fn=fn: fn(a, b), reps) for a, b in pairs
+                ),
+                5,
+            )
         row["exact_ratio"] = round(row["bioflow_exact_s"] / row["torchcfm_exact_s"], 3)
         row["sinkhorn_ratio"] = round(row["bioflow_sinkhorn_s"] / row["torchcfm_sinkhorn_s"], 3)
         out.append(row)
@@ -143,8 +188,9 @@ def coupling_times(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--width", type=int, default=64)
@@ -156,23 +202,38 @@ def main(argv=None):
     p.add_argument("--reg", type=float, default=0.5, help="Sinkhorn regularisation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-loo", action="store_true")
+    p.add_argument("--skip-coupling", action="store_true", help="no coupling timings")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    result = {"settings": vars(args), "torch_threads": torch.get_num_threads()}
-    result["coupling"] = coupling_times(args)
+    torch.set_num_threads(1)
+    import subprocess
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    result = {
+        "commit": commit,
+        "command": "python " + " ".join(sys.argv),
+        "settings": vars(args),
+        "torch_threads": torch.get_num_threads(),
+    }
+    result["coupling"] = [] if args.skip_coupling else coupling_times(args)
     if not args.skip_loo:
-        adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=args.n_cells,
-                                                           seed=args.seed)
+        adata = bioflow.datasets.simulated_differentiation(
+            n_cells_per_time=args.n_cells, seed=args.seed
+        )
         rows = loo(adata, args)
         result["leave_one_out"] = rows
         mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "held_out"}
         result["summary"] = {
             **{k: round(v, 4) for k, v in mean.items()},
             "w1_ratio_bioflow_over_torchcfm": round(mean["bioflow_w1"] / mean["torchcfm_w1"], 3),
+            "w1_ratio_bioflow_over_mccann": round(mean["bioflow_w1"] / mean["mccann_w1"], 3),
             "fit_time_ratio_bioflow_over_torchcfm": round(
-                mean["bioflow_fit_s"] / mean["torchcfm_fit_s"], 3),
+                mean["bioflow_fit_s"] / mean["torchcfm_fit_s"], 3
+            ),
             "exact_coupling_ratio_at_1024": next(
-                (r["exact_ratio"] for r in result["coupling"] if r["batch"] == 1024), None),
+                (r["exact_ratio"] for r in result["coupling"] if r["batch"] == 1024), None
+            ),
         }
     print(json.dumps(result, indent=2))
 

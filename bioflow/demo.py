@@ -1,8 +1,10 @@
 """The main job: leave-one-timepoint-out on the built-in differentiation data.
 
-``python -m bioflow.demo --out runs/demo`` (what ``make demo`` runs) fits OT-CFM, I-CFM,
-SB-CFM and W-CFM with each interior time held out, prints the table beside the no-motion
-and McCann baselines, and writes ``metrics.json`` and plots into ``--out``.
+``python -m bioflow.demo --out runs/demo`` (what ``make demo`` runs) fits OT-CFM (the
+default: chained trajectories with the spline interpolant), I-CFM, SB-CFM, W-CFM and SF2M
+with each interior time held out, prints the table beside the no-motion and McCann
+baselines, fits the default on all days, reports where its day-0 cells end (W1 to day 4 and
+the share of off-data endpoints), and writes ``metrics.json`` and plots into ``--out``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def run(
     n_cells_per_time: int = 400,
     max_steps: int = 600,
     batch_size: int = 128,
-    methods: tuple[str, ...] = ("ot-cfm", "i-cfm", "sb-cfm", "w-cfm"),
+    methods: tuple[str, ...] = ("ot-cfm", "i-cfm", "sb-cfm", "w-cfm", "sf2m"),
     seed: int = 0,
     progress_bar: bool = True,
 ) -> dict:
@@ -58,12 +60,13 @@ def run(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=n_cells_per_time,
-                                                        seed=seed)
+    cpu_start = time.process_time()
+    adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=n_cells_per_time, seed=seed)
     print(f"data: {adata.n_obs} cells x {adata.n_vars} genes, days {sorted(set(adata.obs.time))}")
     fit = dict(max_steps=max_steps, batch_size=batch_size, enable_progress_bar=progress_bar)
-    df = bioflow.tl.evaluate_holdout(adata, time_key="time", use_rep="X_pca", methods=methods,
-                                     seeds=(seed,), **fit)
+    df = bioflow.tl.evaluate_holdout(
+        adata, time_key="time", use_rep="X_pca", methods=methods, seeds=(seed,), **fit
+    )
     t_eval = time.perf_counter() - t_start
     table = df.pivot_table(index="method", columns="held_out", values="w1")
     table["mean"] = table.mean(axis=1)
@@ -71,45 +74,80 @@ def run(
     print("\nLeave-one-timepoint-out W1 (lower is better):")
     print(table.round(3).to_string())
 
-    model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca", method="ot-cfm",
-                                    seed=seed, **fit)
+    model = bioflow.tl.fit_dynamics(
+        adata, time_key="time", use_rep="X_pca", method="ot-cfm", seed=seed, **fit
+    )
     days = sorted(set(adata.obs["time"]))
     grid = [days[0] + (days[-1] - days[0]) * i / 40 for i in range(41)]
+    from bioflow.metrics import off_data_fraction, wasserstein
+
+    first, last = (
+        (adata.obs["time"] == days[0]).to_numpy(),
+        (adata.obs["time"] == days[-1]).to_numpy(),
+    )
+    end = bioflow.tl.predict_cells(model, adata, source_time=days[0], target_time=days[-1])
+    endpoints = {
+        "w1_day0_to_last": round(wasserstein(end.obsm["X_pca"], adata.obsm["X_pca"][last]), 4),
+        "off_data_share": round(off_data_fraction(end.obsm["X_pca"], adata.obsm["X_pca"][last]), 4),
+        "n_cells": int(first.sum()),
+    }
+    print(
+        f"day {days[0]:g} -> {days[-1]:g}: W1 {endpoints['w1_day0_to_last']}, "
+        f"off-data endpoints {endpoints['off_data_share']:.1%}"
+    )
     bioflow.tl.trajectories(model, adata, times=grid)
-    bioflow.pl.trajectories(adata, color="branch", starting_at=days[0],
-                            save=out / "trajectories.png")
+    bioflow.pl.trajectories(
+        adata, color="branch", starting_at=days[0], save=out / "trajectories.png"
+    )
     bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png")
     model.save(out / "ot_cfm.pt")
 
     metrics = {
         "dataset": adata.uns["bioflow_dataset"],
         "settings": {"max_steps": max_steps, "batch_size": batch_size, "methods": list(methods)},
+        "default_model": {"method": model.method, "interpolant": model.interpolant},
+        "endpoints": endpoints,
         "mean_w1": table["mean"].round(4).to_dict(),
         "rows": df.round(5).to_dict(orient="records"),
-        "seconds": {"evaluate_holdout": round(t_eval, 1),
-                    "total": round(time.perf_counter() - t_start, 1)},
+        "seconds": {
+            "evaluate_holdout": round(t_eval, 1),
+            "total": round(time.perf_counter() - t_start, 1),
+            "cpu_total": round(time.process_time() - cpu_start, 1),
+        },
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(f"\nwrote {out / 'metrics.json'}, {out / 'trajectories.png'}, {out / 'holdout_w1.png'}"
-          f" in {metrics['seconds']['total']} s")
+    print(
+        f"\nwrote {out / 'metrics.json'}, {out / 'trajectories.png'}, {out / 'holdout_w1.png'}"
+        f" in {metrics['seconds']['total']} s"
+    )
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m bioflow.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bioflow.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--n-cells", type=int, default=400, help="cells per day")
     p.add_argument("--max-steps", type=int, default=600, help="training steps per fit")
     p.add_argument("--batch-size", type=int, default=128, help="cells per day per step")
-    p.add_argument("--methods", default="ot-cfm,i-cfm,sb-cfm,w-cfm",
-                   help="comma-separated CFM variants")
+    p.add_argument(
+        "--methods", default="ot-cfm,i-cfm,sb-cfm,w-cfm,sf2m", help="comma-separated CFM variants"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress-bar", action="store_true")
     a = p.parse_args(argv)
-    run(a.out, n_cells_per_time=a.n_cells, max_steps=a.max_steps, batch_size=a.batch_size,
-        methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()), seed=a.seed,
-        progress_bar=not a.no_progress_bar)
+    run(
+        a.out,
+        n_cells_per_time=a.n_cells,
+        max_steps=a.max_steps,
+        batch_size=a.batch_size,
+        methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()),
+        seed=a.seed,
+        progress_bar=not a.no_progress_bar,
+    )
 
 
 if __name__ == "__main__":

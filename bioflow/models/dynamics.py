@@ -115,7 +115,10 @@ class CellFlowMatching(FlowMatchingModule):
         the diffusion ``g`` per unit of the internal clock.
     interpolant
         ``"linear"`` (interval by interval) or ``"spline"`` (chained trajectories; not for
-        ``"sf2m"``, whose bridge is pinned at each time).
+        ``"sf2m"``, whose bridge is pinned at each time).  ``None`` (default) picks
+        ``"spline"`` for ``"ot-cfm"`` without growth (chosen by the sweep in
+        ``benchmarks/results/dynamics_sweep.json``) and ``"linear"`` otherwise (chaining
+        independent or entropic pairs gives no coherent trajectories).
     growth
         ``None`` (balanced: every cell has one descendant), ``"given"`` (per-cell growth
         rates in the batches, from ``growth_key`` of the data: sources are re-sampled in
@@ -169,7 +172,7 @@ class CellFlowMatching(FlowMatchingModule):
         wcfm_epsilon: float | None = None,
         wcfm_kappa: float = 1.0,
         wcfm_cost: str = "euclidean",
-        interpolant: str = "linear",
+        interpolant: str | None = None,
         growth: str | None = None,
         growth_reg: float = 0.05,
         growth_reg_m: float = 1.0,
@@ -185,6 +188,8 @@ class CellFlowMatching(FlowMatchingModule):
             if not data_spec or "dim" not in data_spec:
                 raise ValueError("CellFlowMatching needs `dim` (or a data_spec with 'dim')")
             dim = int(data_spec["dim"])
+        if interpolant is None:
+            interpolant = "spline" if method == "ot-cfm" and growth is None else "linear"
         if interpolant not in INTERPOLANTS:
             raise ValueError(f"unknown interpolant {interpolant!r}; choose one of {INTERPOLANTS}")
         if interpolant == "spline" and method == "sf2m":
@@ -201,6 +206,7 @@ class CellFlowMatching(FlowMatchingModule):
             )
         self.save_hyperparameters()
         self.hparams["dim"] = dim
+        self.hparams["interpolant"] = interpolant
         self.path, self.coupling = cfm_components(
             method, sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
         )
