@@ -151,4 +151,5 @@ def test_evaluate_holdout_beats_no_motion():
     assert set(df["method"]) == {"no-motion", "mccann", "ot-cfm"}
     w1 = df.set_index("method")["w1"]
     assert w1["ot-cfm"] < 0.75 * w1["no-motion"], df
-    assert list(df.columns) == ["held_out", "method", "seed", "w1", "w2", "mmd", "w1_end", "off_data"]
+    cols = ["held_out", "method", "seed", "w1", "w2", "mmd", "w1_end", "off_data"]
+    assert list(df.columns) == cols
