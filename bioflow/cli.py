@@ -38,8 +38,9 @@ def add_tensorboard(trainer: L.Trainer) -> bool:
     if len(loggers) != 1 or not isinstance(loggers[0], CSVLogger):
         return False
     csv = loggers[0]
-    tb = TensorBoardLogger(save_dir=csv.save_dir, name=csv.name, version=csv.version,
-                           default_hp_metric=False)
+    tb = TensorBoardLogger(
+        save_dir=csv.save_dir, name=csv.name, version=csv.version, default_hp_metric=False
+    )
     trainer.loggers = [csv, tb]
     return True
 
@@ -48,15 +49,20 @@ class BioflowCLI(LightningCLI):
     """LightningCLI with bioflow's argument links and defaults."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data", "model.init_args.data_spec", compute_fn=_data_spec,
-                              apply_on="instantiate")
+        parser.link_arguments(
+            "data", "model.init_args.data_spec", compute_fn=_data_spec, apply_on="instantiate"
+        )
         # checkpoints: keep the best-by-step one and ``last.ckpt`` (for --ckpt_path resumes)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({
-            "checkpoint.save_last": True,
-            "trainer.logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                               "init_args": {"save_dir": "runs", "name": "bioflow"}},
-        })
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": "runs", "name": "bioflow"},
+                },
+            }
+        )
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI merges the checkpoint's hyper-parameters into the config before any

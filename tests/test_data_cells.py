@@ -7,8 +7,14 @@ from bioflow.data import CellDynamicsDataModule, CellPairDataset, read_time_seri
 
 
 def test_batches_and_holdout_validation(small_adata):
-    dm = CellDynamicsDataModule(small_adata, time_key="time", use_rep="X_pca",
-                                exclude_times=(2.0,), batch_size=16, steps_per_epoch=3)
+    dm = CellDynamicsDataModule(
+        small_adata,
+        time_key="time",
+        use_rep="X_pca",
+        exclude_times=(2.0,),
+        batch_size=16,
+        steps_per_epoch=3,
+    )
     batch = next(iter(dm.train_dataloader()))
     # kept times 0, 1, 3, 4 -> intervals (0,1), (1,3), (3,4)
     assert batch["x0"].shape == (3, 16, 10)
@@ -32,8 +38,14 @@ def test_rank_shards_are_disjoint(small_adata):
 
 
 def test_coupling_in_workers_pairs_batches(small_adata):
-    dm = CellDynamicsDataModule(small_adata, time_key="time", use_rep="X_pca", batch_size=32,
-                                steps_per_epoch=2, num_workers=1)
+    dm = CellDynamicsDataModule(
+        small_adata,
+        time_key="time",
+        use_rep="X_pca",
+        batch_size=32,
+        steps_per_epoch=2,
+        num_workers=1,
+    )
     dm.coupling = ExactOTCoupling()
     batch = next(iter(dm.train_dataloader()))
     assert batch["paired"] is True or bool(batch["paired"])

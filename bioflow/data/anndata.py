@@ -16,7 +16,9 @@ def _py(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def read_representation(adata, use_rep: str | None, *, rows: np.ndarray | None = None) -> np.ndarray:
+def read_representation(
+    adata, use_rep: str | None, *, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Dense float32 matrix of ``adata.obsm[use_rep]`` (or ``adata.X`` when ``None``).
 
     Parameters
@@ -96,9 +98,7 @@ class TimeSpec:
                 return float(val)
         if self.kind == "numeric" and isinstance(label, int | float | np.number):
             return float(label)
-        raise ValueError(
-            f"time {label!r} is not one of the times of {self.key!r}: {self.labels}"
-        )
+        raise ValueError(f"time {label!r} is not one of the times of {self.key!r}: {self.labels}")
 
     def to_dict(self) -> dict:
         return {"key": self.key, "labels": self.labels, "values": self.values, "kind": self.kind}

@@ -103,8 +103,13 @@ class CellPairDataset(SeededBatchStream):
         intervals = self.series.intervals()
         rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
         rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
-        batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": self._t0, "t1": self._t1,
-                 "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
+        batch = {
+            "x0": self.x[rows0],
+            "x1": self.x[rows1],
+            "t0": self._t0,
+            "t1": self._t1,
+            "rows": torch.cat([rows0.flatten(), rows1.flatten()]),
+        }
         if self.coupling is not None:
             batch = couple_intervals(self.coupling, batch, generator)
         return batch
@@ -211,11 +216,15 @@ class CellDynamicsDataModule(L.LightningDataModule):
         if self.predict_source_time is None or self.predict_target_time is None:
             raise ValueError("set data.predict_source_time and data.predict_target_time to predict")
         spec = self.series.spec
-        k = [i for i, lab in enumerate(spec.labels)
-             if lab == self.predict_source_time or str(lab) == str(self.predict_source_time)]
+        k = [
+            i
+            for i, lab in enumerate(spec.labels)
+            if lab == self.predict_source_time or str(lab) == str(self.predict_source_time)
+        ]
         if not k:
-            raise ValueError(f"predict_source_time {self.predict_source_time!r} is not one of "
-                             f"{spec.labels}")
+            raise ValueError(
+                f"predict_source_time {self.predict_source_time!r} is not one of {spec.labels}"
+            )
         return self.series.cells_at(k[0])
 
     def predict_dataloader(self) -> DataLoader:
@@ -223,8 +232,10 @@ class CellDynamicsDataModule(L.LightningDataModule):
         spec = self.series.spec
         t0 = spec.value_of(self.predict_source_time)
         t1 = spec.value_of(self.predict_target_time)
-        chunks = [{"x": torch.from_numpy(self.series.x[rows[i:i + 4096]]), "t0": t0, "t1": t1}
-                  for i in range(0, len(rows), 4096)]
+        chunks = [
+            {"x": torch.from_numpy(self.series.x[rows[i : i + 4096]]), "t0": t0, "t1": t1}
+            for i in range(0, len(rows), 4096)
+        ]
         return DataLoader(chunks, batch_size=None, collate_fn=_identity)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
@@ -240,8 +251,11 @@ class CellDynamicsDataModule(L.LightningDataModule):
         obs = self._obs.iloc[rows].copy()
         key = self.series.spec.key
         obs["bioflow_source_time"] = obs[key].astype(str)
-        obs[key] = str(self.predict_target_time) if self.series.spec.kind == "ordered" else (
-            self.predict_target_time)
+        obs[key] = (
+            str(self.predict_target_time)
+            if self.series.spec.kind == "ordered"
+            else (self.predict_target_time)
+        )
         if self.series.use_rep is None:
             out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self._var_names))
         else:
@@ -282,18 +296,31 @@ class CellDynamicsDataModule(L.LightningDataModule):
 
         out = []
         for a, b in s.intervals():
-            out.append({"x0": cells(a), "x1": cells(b), "t0": s.spec.values[a],
-                        "t1": s.spec.values[b], "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
-                        "holdout": False})
+            out.append(
+                {
+                    "x0": cells(a),
+                    "x1": cells(b),
+                    "t0": s.spec.values[a],
+                    "t1": s.spec.values[b],
+                    "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
+                    "holdout": False,
+                }
+            )
         for h in sorted(set(range(len(s.spec.labels))) - set(s.kept)):
             prev = [k for k in s.kept if k < h]
             if prev:
                 a = prev[-1]
-                out.append({"x0": cells(a), "x1": cells(h), "t0": s.spec.values[a],
-                            "t1": s.spec.values[h], "name": f"holdout_{s.spec.labels[h]}",
-                            "holdout": True})
+                out.append(
+                    {
+                        "x0": cells(a),
+                        "x1": cells(h),
+                        "t0": s.spec.values[a],
+                        "t1": s.spec.values[h],
+                        "name": f"holdout_{s.spec.labels[h]}",
+                        "holdout": True,
+                    }
+                )
         return out
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_batches(), batch_size=None, collate_fn=_identity)
-

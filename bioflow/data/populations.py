@@ -389,8 +389,14 @@ class PopulationDataModule(L.LightningDataModule):
         else:
             adata = read_adata(adata, "populations", dataset_kwargs, backed)
             pset = read_populations(
-                adata, population_key, source_key, source_value, condition_key, use_rep,
-                exclude_populations, min_source_cells,
+                adata,
+                population_key,
+                source_key,
+                source_value,
+                condition_key,
+                use_rep,
+                exclude_populations,
+                min_source_cells,
             )
         self.pset = pset
         self.populations_per_step = populations_per_step
@@ -435,15 +441,18 @@ class PopulationDataModule(L.LightningDataModule):
         out = []
         for pr in problems:
             src, tgt = cells(pr.source), cells(pr.target)
-            out.append({
-                "x0": torch.from_numpy(self.pset.x[src]),
-                "x1": torch.from_numpy(self.pset.x[tgt]),
-                "pop": torch.tensor([pr.population_index]),
-                "cond": torch.tensor([pr.condition_index]) if self.pset.conditions else None,
-                "rows": torch.from_numpy(src),
-                "name": pr.population if pr.condition is None
-                else f"{pr.population}/{pr.condition}",
-            })
+            out.append(
+                {
+                    "x0": torch.from_numpy(self.pset.x[src]),
+                    "x1": torch.from_numpy(self.pset.x[tgt]),
+                    "pop": torch.tensor([pr.population_index]),
+                    "cond": torch.tensor([pr.condition_index]) if self.pset.conditions else None,
+                    "rows": torch.from_numpy(src),
+                    "name": pr.population
+                    if pr.condition is None
+                    else f"{pr.population}/{pr.condition}",
+                }
+            )
         return out
 
     def val_dataloader(self) -> DataLoader:
@@ -482,12 +491,14 @@ class PopulationDataModule(L.LightningDataModule):
         batches = self._problem_batches(self._predict_problems(), self.seed + 2)
         keys = self.pset.keys
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
-        obs = pd.DataFrame({
-            keys["population_key"]: np.concatenate(
-                [[str(b["name"]).split("/")[0]] * len(b["rows"]) for b in batches]
-            ),
-            "bioflow_source_row": np.concatenate([b["rows"].numpy() for b in batches]),
-        })
+        obs = pd.DataFrame(
+            {
+                keys["population_key"]: np.concatenate(
+                    [[str(b["name"]).split("/")[0]] * len(b["rows"]) for b in batches]
+                ),
+                "bioflow_source_row": np.concatenate([b["rows"].numpy() for b in batches]),
+            }
+        )
         if keys["condition_key"] is not None:
             obs[keys["condition_key"]] = np.concatenate(
                 [[self.pset.conditions[int(b["cond"])]] * len(b["rows"]) for b in batches]
@@ -500,4 +511,3 @@ class PopulationDataModule(L.LightningDataModule):
             out.obsm[keys["use_rep"]] = x
         out.write_h5ad(path)
         return path
-

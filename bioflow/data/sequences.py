@@ -307,8 +307,13 @@ class SequenceDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = SequenceBatchStream(
-            self.tokens, len(self.alphabet), self.batch_size, self.steps_per_epoch, self.seed,
-            rows=self.train_rows, targets=self.targets,
+            self.tokens,
+            len(self.alphabet),
+            self.batch_size,
+            self.steps_per_epoch,
+            self.seed,
+            rows=self.train_rows,
+            targets=self.targets,
         )
         if self.trainer is not None:
             ds.start_index = self.trainer.global_step
@@ -328,8 +333,14 @@ class SequenceDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         size = 1024
-        chunks = [{"n": min(size, self.predict_n - s), "steps": self.predict_steps,
-                   "seed": self.seed + 7 + s} for s in range(0, self.predict_n, size)]
+        chunks = [
+            {
+                "n": min(size, self.predict_n - s),
+                "steps": self.predict_steps,
+                "seed": self.seed + 7 + s,
+            }
+            for s in range(0, self.predict_n, size)
+        ]
         return DataLoader(chunks, batch_size=None, collate_fn=_identity)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
@@ -342,4 +353,3 @@ class SequenceDataModule(L.LightningDataModule):
         seqs = [s for chunk in predictions for s in chunk]
         write_fasta(path, seqs, names=[f"sample{i}" for i in range(len(seqs))])
         return path
-

@@ -143,7 +143,10 @@ class CellFlowMatching(FlowMatchingModule):
         )
         self.method = method
         self.net = MLPVectorField(
-            dim, hidden=tuple(hidden), time_dim=time_dim, activation=activation,
+            dim,
+            hidden=tuple(hidden),
+            time_dim=time_dim,
+            activation=activation,
             time_max_period=time_max_period,
         )
         self.solver, self.solver_steps = solver, solver_steps
@@ -174,7 +177,13 @@ class CellFlowMatching(FlowMatchingModule):
         w = batch.get("weight")
         w = None if w is None else w.reshape(-1).to(x0)
         loss = flow_matching_loss(
-            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), t0=t0, t1=t1, weight=w,
+            self.path,
+            self.net,
+            x0.reshape(-1, d),
+            x1.reshape(-1, d),
+            t0=t0,
+            t1=t1,
+            weight=w,
             generator=dev_gen,
         )
         return LossOutput(loss, batch_size=n_int * bsz)
@@ -195,8 +204,12 @@ class CellFlowMatching(FlowMatchingModule):
         """
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         return integrate(
-            self.velocity, x, list(times), method=method or self.solver,
-            steps=steps or self.solver_steps, return_path=return_path,
+            self.velocity,
+            x,
+            list(times),
+            method=method or self.solver,
+            steps=steps or self.solver_steps,
+            return_path=return_path,
         )
 
     def predict_step(self, batch: dict, batch_idx: int = 0) -> Tensor:
