@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from bioflow.callbacks import PredictionWriter
 from bioflow.models.base import FlowMatchingModule, _read_checkpoint
+from bioflow.tl._train import connect
 
 
 def _data_spec(dm) -> dict | None:
@@ -88,6 +89,10 @@ class BioflowCLI(LightningCLI):
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             add_tensorboard(trainer)
+
+    def before_fit(self) -> None:
+        # the coupling reaches the loader workers by this explicit call (see tl._train.connect)
+        connect(self.model, self.datamodule)
 
     def before_predict(self) -> None:
         if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):

@@ -13,11 +13,11 @@ from bioflow.core.couplings import (
     GibbsWeightCoupling,
     IndependentCoupling,
     SinkhornCoupling,
+    couple_intervals,
 )
 from bioflow.core.losses import flow_matching_loss
 from bioflow.core.paths import BrownianBridgePath, LinearPath, ProbabilityPath
 from bioflow.core.solvers import integrate
-from bioflow.data.cells import couple_intervals
 from bioflow.metrics import wasserstein
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import MLPVectorField
@@ -159,12 +159,6 @@ class CellFlowMatching(FlowMatchingModule):
     def velocity(self, t: Tensor, x: Tensor) -> Tensor:
         """The field as an ODE right-hand side ``f(t, x)``."""
         return self.net(t, x)
-
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "num_workers", 0) > 0 and hasattr(dm, "coupling"):
-            # Run the (CPU) coupling inside the loader workers so it overlaps the step.
-            dm.coupling = self.coupling
 
     def compute_loss(self, batch: dict) -> LossOutput:
         cpu_gen, dev_gen = batch_generators(batch, batch["x0"].device)

@@ -43,6 +43,30 @@ def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
     return L.Trainer(**defaults)
 
 
+def connect(model, datamodule) -> None:
+    """Wire a model to its DataModule before fitting, by explicit calls only.
+
+    With loader workers (``datamodule.num_workers > 0``) a DataModule that offers
+    ``set_coupling`` receives the model's ``coupling``, so the coupling runs in the
+    workers and overlaps the training step; otherwise the model couples in its step.
+    Models never reach into the DataModule themselves.
+
+    Parameters
+    ----------
+    model
+        A :class:`~bioflow.models.base.FlowMatchingModule`.
+    datamodule
+        The LightningDataModule it will be fitted on.
+    """
+    coupling = getattr(model, "coupling", None)
+    if (
+        coupling is not None
+        and hasattr(datamodule, "set_coupling")
+        and getattr(datamodule, "num_workers", 0) > 0
+    ):
+        datamodule.set_coupling(coupling)
+
+
 def record(adata, key_added: str, params: dict) -> None:
     """Record the parameters of a tool run in ``adata.uns["bioflow"][key_added]``."""
     uns = adata.uns.setdefault("bioflow", {})
