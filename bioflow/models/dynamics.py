@@ -13,6 +13,7 @@ from bioflow.core.couplings import (
     GibbsWeightCoupling,
     IndependentCoupling,
     SinkhornCoupling,
+    couple_intervals,
 )
 from bioflow.core.couplings.trajectory import chain_couplings
 from bioflow.core.couplings.unbalanced import UnbalancedSinkhornCoupling
@@ -22,7 +23,6 @@ from bioflow.core.paths.bridge import DiffusionBridgePath
 from bioflow.core.paths.spline import SplinePath
 from bioflow.core.solvers import integrate
 from bioflow.core.solvers.sde import sde_integrate
-from bioflow.data.cells import couple_intervals
 from bioflow.metrics import wasserstein
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import MLPVectorField
@@ -271,17 +271,16 @@ class CellFlowMatching(FlowMatchingModule):
             raise ValueError(f"method={self.method!r} has no score head; fit method='sf2m'")
         return self.score_net(t, x)
 
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if (
-            dm is not None
-            and getattr(dm, "num_workers", 0) > 0
-            and hasattr(dm, "coupling")
-            and self.interpolant == "linear"
-            and self.method != "sf2m"
-        ):
-            # Run the (CPU) coupling inside the loader workers so it overlaps the step.
-            dm.coupling = self.coupling
+    @property
+    def loader_coupling(self):
+        """The coupling the data loader may apply per interval (``None``: the model couples).
+
+        Chained trajectories (spline), SF2M (per-interval regularisation) and growth
+        couple inside the step, so they offer none.
+        """
+        if self.interpolant == "linear" and self.method != "sf2m" and self.growth is None:
+            return self.coupling
+        return None
 
     def compute_loss(self, batch: dict) -> LossOutput:
         cpu_gen, dev_gen = batch_generators(batch, batch["x0"].device)
