@@ -76,7 +76,7 @@ def test_connect_hands_the_model_coupling_to_loader_workers_only(small_adata):
     from bioflow.models import CellFlowMatching
     from bioflow.tl._train import connect
 
-    model = CellFlowMatching(dim=10, method="ot-cfm", hidden=(8,))
+    model = CellFlowMatching(dim=10, method="ot-cfm", hidden=(8,), interpolant="linear")
     kw = dict(time_key="time", use_rep="X_pca", batch_size=8, steps_per_epoch=1)
     in_step = CellDynamicsDataModule(small_adata, num_workers=0, **kw)
     connect(model, in_step)
@@ -86,3 +86,7 @@ def test_connect_hands_the_model_coupling_to_loader_workers_only(small_adata):
     connect(model, in_workers)
     assert in_workers.coupling is model.coupling
     assert bool(next(iter(in_workers.train_dataloader()))["paired"])
+    # chained trajectories (the default spline interpolant) couple in the step
+    chained = CellDynamicsDataModule(small_adata, num_workers=1, **kw)
+    connect(CellFlowMatching(dim=10, hidden=(8,)), chained)
+    assert chained.coupling is None
