@@ -220,7 +220,7 @@ class CellDynamicsDataModule(StreamDataModule):
 
     @property
     def data_spec(self) -> dict:
-        """The data description, as the plain dict a model stores (:mod:`bioflow.data.spec`)."""
+        """The data description, a plain dict (:class:`~bioflow.data.DataSpec`)."""
         return self.series.data_spec().to_dict()
 
     def set_coupling(self, coupling) -> None:

@@ -76,7 +76,7 @@ class PopulationSet:
         return int(self.x.shape[1])
 
     def data_spec(self) -> PopulationSpec:
-        """The description stored in a fitted model (see :mod:`bioflow.data.spec`)."""
+        """The description stored in a fitted model (a :class:`~bioflow.data.DataSpec`)."""
         everything = self.problems + self.held_out
         return PopulationSpec(
             **self.keys,

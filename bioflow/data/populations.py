@@ -201,7 +201,7 @@ class PopulationDataModule(StreamDataModule):
 
     @property
     def data_spec(self) -> dict:
-        """The data description, as the plain dict a model stores (:mod:`bioflow.data.spec`)."""
+        """The data description, a plain dict (:class:`~bioflow.data.DataSpec`)."""
         return self.pset.data_spec().to_dict()
 
     def make_stream(self) -> PopulationBatchDataset:

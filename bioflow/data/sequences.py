@@ -183,7 +183,7 @@ class SequenceDataModule(StreamDataModule):
 
     @property
     def data_spec(self) -> dict:
-        """The data description, as the plain dict a model stores (:mod:`bioflow.data.spec`)."""
+        """The data description, a plain dict (:class:`~bioflow.data.DataSpec`)."""
         return SequenceSpec(alphabet=self.alphabet, seq_len=self.seq_len).to_dict()
 
     def make_stream(self) -> SequenceBatchStream:

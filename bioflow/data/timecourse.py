@@ -147,7 +147,7 @@ class CellTimeSeries:
         return list(zip(self.kept[:-1], self.kept[1:], strict=True))
 
     def data_spec(self) -> TimeCourseSpec:
-        """The description stored in a fitted model (see :mod:`bioflow.data.spec`)."""
+        """The description stored in a fitted model (a :class:`~bioflow.data.DataSpec`)."""
         return TimeCourseSpec(
             time=self.spec.to_dict(),
             use_rep=self.use_rep,
