@@ -1,5 +1,5 @@
-"""Distances between point clouds (W1, W2, RBF-MMD, feature-correlation r) and between sets
-of sequences (per-position marginal KL, k-mer spectrum distance)."""
+"""Distances between point clouds (W1, W2, RBF-MMD, feature-correlation r, off-data
+endpoints) and between sets of sequences (per-position marginal KL, k-mer spectrum distance)."""
 
 from bioflow.metrics.distribution import (
     MMD_GAMMAS,
@@ -9,20 +9,17 @@ from bioflow.metrics.distribution import (
     wasserstein,
 )
 from bioflow.metrics.endpoints import off_data_fraction
+from bioflow.metrics.sequence import kmer_distance, kmer_spectrum, letter_frequencies, marginal_kl
 
 __all__ = [
     "MMD_GAMMAS",
     "compare_distributions",
     "correlation_r",
+    "kmer_distance",
+    "kmer_spectrum",
+    "letter_frequencies",
+    "marginal_kl",
     "mmd_rbf",
     "off_data_fraction",
     "wasserstein",
 ]
-from bioflow.metrics.sequence import (  # noqa: E402
-    kmer_distance,
-    kmer_spectrum,
-    letter_frequencies,
-    marginal_kl,
-)
-
-__all__ += ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"]

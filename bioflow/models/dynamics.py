@@ -24,7 +24,7 @@ from bioflow.core.paths.spline import SplinePath
 from bioflow.core.solvers import integrate
 from bioflow.core.solvers.sde import sde_integrate
 from bioflow.metrics import wasserstein
-from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
 from bioflow.nn import MLPVectorField
 from bioflow.nn.growth import ScalarField
 
@@ -184,6 +184,7 @@ class CellFlowMatching(FlowMatchingModule):
         data_spec: dict | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        data_spec = plain_spec(data_spec)
         if dim is None:
             if not data_spec or "dim" not in data_spec:
                 raise ValueError("CellFlowMatching needs `dim` (or a data_spec with 'dim')")
