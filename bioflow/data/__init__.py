@@ -1,38 +1,29 @@
 """Data layer: the only place that reads AnnData and FASTA."""
 
-from bioflow.data.anndata import (
-    CellTimeSeries,
-    TimeSpec,
-    read_representation,
-    read_time_series,
-    resolve_time,
+from bioflow._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(
+            [
+                "CellTimeSeries",
+                "TimeSpec",
+                "read_representation",
+                "read_time_series",
+                "resolve_time",
+            ],
+            ".anndata",
+        ),
+        **dict.fromkeys(["CellDynamicsDataModule", "CellPairDataset"], ".cells"),
+        **dict.fromkeys(
+            ["ALPHABETS", "SequenceDataModule", "decode", "encode", "one_hot", "resolve_alphabet"],
+            ".sequences",
+        ),
+        **dict.fromkeys(
+            ["PopulationDataModule", "PopulationSet", "read_populations"], ".populations"
+        ),
+        **dict.fromkeys(["H5Rows", "H5adView"], ".backed"),
+    },
 )
-from bioflow.data.cells import CellDynamicsDataModule, CellPairDataset
-
-__all__ = [
-    "CellDynamicsDataModule",
-    "CellPairDataset",
-    "CellTimeSeries",
-    "TimeSpec",
-    "read_representation",
-    "read_time_series",
-    "resolve_time",
-]
-from bioflow.data.sequences import (  # noqa: E402
-    ALPHABETS,
-    SequenceDataModule,
-    decode,
-    encode,
-    one_hot,
-    resolve_alphabet,
-)
-
-__all__ += ["ALPHABETS", "SequenceDataModule", "decode", "encode", "one_hot", "resolve_alphabet"]
-
-from bioflow.data.populations import (  # noqa: E402
-    PopulationDataModule,
-    PopulationSet,
-    read_populations,
-)
-
-__all__ += ["PopulationDataModule", "PopulationSet", "read_populations"]

@@ -10,8 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from bioflow.core.couplings.batched import couple_many
 from bioflow.data.anndata import CellTimeSeries, read_time_series
-from bioflow.data.builtin import read_adata
+from bioflow.data.backed import H5adView
+from bioflow.data.builtin import is_builtin, read_adata
 from bioflow.data.streams import SeededBatchStream, draw_rows
 from bioflow.data.streams import identity_collate as _identity
 
@@ -26,7 +28,8 @@ def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = 
     batch
         ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,)}``.
     generator
-        Torch generator for couplings that sample.
+        Torch generator for couplings that sample (one generator per interval is seeded
+        from it; the intervals are solved in parallel threads when large enough).
 
     Returns
     -------
@@ -34,11 +37,9 @@ def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = 
         The batch with ``x1`` re-ordered into pairs, ``"weight"`` ``(I, B)`` when the
         coupling weights pairs, and ``"paired": True``.
     """
-    x1s, ws = [], []
-    for i in range(batch["x0"].shape[0]):
-        cb = coupling(batch["x0"][i], batch["x1"][i], generator=generator)
-        x1s.append(cb.x1)
-        ws.append(cb.weight)
+    pairs = couple_many(coupling, batch["x0"], batch["x1"], generator)
+    x1s = [cb.x1 for cb in pairs]
+    ws = [cb.weight for cb in pairs]
     out = dict(batch, x1=torch.stack(x1s), paired=True)
     if ws[0] is not None:
         out["weight"] = torch.stack(ws)
@@ -81,7 +82,7 @@ class CellPairDataset(SeededBatchStream):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.series = series
-        self.x = torch.from_numpy(series.x)
+        self.x = torch.from_numpy(series.x) if isinstance(series.x, np.ndarray) else series.x
         self.batch_size = batch_size
         self.coupling = coupling
         intervals = series.intervals()
@@ -94,17 +95,26 @@ class CellPairDataset(SeededBatchStream):
         rng = np.random.default_rng(self.seed)
         out = {}
         for k in self.series.kept:
+            if world == 1:
+                out[k] = torch.as_tensor(self.series.cells_at(k))
+                continue
             idx = rng.permutation(self.series.cells_at(k))
             part = idx[rank::world]
             out[k] = torch.as_tensor(part if len(part) else idx)  # too few cells: share
         return out
 
+    def _rows(self, rows: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.x, torch.Tensor):
+            return self.x[rows]
+        flat = self.x[rows.reshape(-1).numpy()]  # rows of a file, read on demand
+        return torch.from_numpy(flat).reshape(*rows.shape, flat.shape[-1])
+
     def make_batch(self, shard: dict[int, torch.Tensor], generator: torch.Generator) -> dict:
         intervals = self.series.intervals()
         rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
         rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
-        batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": self._t0, "t1": self._t1,
-                 "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
+        batch = {"x0": self._rows(rows0), "x1": self._rows(rows1), "t0": self._t0,
+                 "t1": self._t1, "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
         if self.coupling is not None:
             batch = couple_intervals(self.coupling, batch, generator)
         return batch
@@ -138,7 +148,10 @@ class CellDynamicsDataModule(L.LightningDataModule):
     seed
         Seed of the draws.
     backed
-        Open an ``.h5ad`` path in backed mode (only the needed matrix is read to memory).
+        Leave an ``.h5ad`` path on disk: a dense ``X`` or ``obsm[use_rep]`` is read row by
+        row as batches need it (memory-mapped when stored contiguous), so a step costs the
+        same at 10 thousand or 10 million cells; ``.obs`` is read to memory.  A sparse
+        ``X`` is opened in anndata's backed mode and read to memory.
     predict_source_time, predict_target_time, predict_output
         ``predict`` pushes the cells of ``predict_source_time`` to ``predict_target_time``
         and writes them to the ``.h5ad`` path ``predict_output``.
@@ -172,7 +185,13 @@ class CellDynamicsDataModule(L.LightningDataModule):
         dataset_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
-        adata = read_adata(adata, "cells", dataset_kwargs, backed)
+        if backed and (isinstance(adata, str) or hasattr(adata, "__fspath__")) and not (
+            is_builtin(adata)
+        ):
+            view = H5adView(adata)  # .obs in memory, the matrix read per batch if dense
+            adata = view if view.can_stream(use_rep) else read_adata(adata, "cells", None, True)
+        else:
+            adata = read_adata(adata, "cells", dataset_kwargs, backed)
         series = read_time_series(adata, time_key, use_rep, exclude_times)
         self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
         self.predict_source_time = predict_source_time

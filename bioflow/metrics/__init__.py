@@ -1,20 +1,18 @@
 """Distances between point clouds (W1, W2, RBF-MMD, feature-correlation r) and between sets
 of sequences (per-position marginal KL, k-mer spectrum distance)."""
 
-from bioflow.metrics.distribution import (
-    MMD_GAMMAS,
-    compare_distributions,
-    correlation_r,
-    mmd_rbf,
-    wasserstein,
-)
+from bioflow._lazy import attach
 
-__all__ = ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"]
-from bioflow.metrics.sequence import (  # noqa: E402
-    kmer_distance,
-    kmer_spectrum,
-    letter_frequencies,
-    marginal_kl,
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(
+            ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"],
+            ".distribution",
+        ),
+        **dict.fromkeys(
+            ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"], ".sequence"
+        ),
+    },
 )
-
-__all__ += ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"]

@@ -11,6 +11,7 @@ from bioflow.core.couplings import (
     Coupling,
     ExactOTCoupling,
     GibbsWeightCoupling,
+    GlobalCoupling,
     IndependentCoupling,
     SinkhornCoupling,
 )
@@ -99,6 +100,10 @@ class CellFlowMatching(FlowMatchingModule):
         Description of the training data (time labels, representation); set by
         :func:`bioflow.tl.fit_dynamics` and the CLI so a saved model can be applied to new
         AnnData.
+    global_coupling
+        Under DDP, couple the union of all ranks' minibatches
+        (:class:`~bioflow.core.couplings.distributed.GlobalCoupling`) instead of each
+        rank's own; the coupling then runs in the training step.
 
     Examples
     --------
@@ -130,6 +135,7 @@ class CellFlowMatching(FlowMatchingModule):
         solver: str = "rk4",
         solver_steps: int = 20,
         data_spec: dict | None = None,
+        global_coupling: bool = False,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         if dim is None:
@@ -141,6 +147,8 @@ class CellFlowMatching(FlowMatchingModule):
         self.path, self.coupling = cfm_components(
             method, sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
         )
+        if global_coupling:
+            self.coupling = GlobalCoupling(self.coupling)
         self.method = method
         self.net = MLPVectorField(
             dim, hidden=tuple(hidden), time_dim=time_dim, activation=activation,
@@ -158,9 +166,13 @@ class CellFlowMatching(FlowMatchingModule):
         return self.net(t, x)
 
     def on_fit_start(self) -> None:
+        self.coupling.warmup()  # compile / load once here, before loader workers fork
         dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "num_workers", 0) > 0 and hasattr(dm, "coupling"):
-            # Run the (CPU) coupling inside the loader workers so it overlaps the step.
+        if dm is not None and hasattr(dm, "coupling") and not getattr(
+            self.coupling, "collective", False
+        ):
+            # Run the (CPU) coupling in the loader (its prefetch thread or its workers) so
+            # the next batch is paired while the current step runs.
             dm.coupling = self.coupling
 
     def compute_loss(self, batch: dict) -> LossOutput:

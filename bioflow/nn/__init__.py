@@ -1,23 +1,16 @@
 """Plain ``torch.nn`` building blocks shared by the model families."""
 
-from bioflow.nn.embeddings import FourierFeatures, SinusoidalTimeEmbedding
-from bioflow.nn.fields import MLPVectorField, ResidualMLPVectorField, make_activation
+from bioflow._lazy import attach
 
-__all__ = [
-    "FourierFeatures",
-    "MLPVectorField",
-    "ResidualMLPVectorField",
-    "SinusoidalTimeEmbedding",
-    "make_activation",
-]
-from bioflow.nn.sequence import (  # noqa: E402
-    DilatedConvNet,
-    SequenceClassifier,
-    SequenceTransformer,
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(["FourierFeatures", "SinusoidalTimeEmbedding"], ".embeddings"),
+        **dict.fromkeys(["MLPVectorField", "ResidualMLPVectorField", "make_activation"], ".fields"),
+        **dict.fromkeys(
+            ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"], ".sequence"
+        ),
+        **dict.fromkeys(["PopulationEncoder", "knn_edges"], ".population"),
+    },
 )
-
-__all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
-
-from bioflow.nn.population import PopulationEncoder, knn_edges  # noqa: E402
-
-__all__ += ["PopulationEncoder", "knn_edges"]

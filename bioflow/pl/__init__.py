@@ -3,13 +3,15 @@
 Every function accepts ``ax=``, ``show=`` and ``save=`` and returns the matplotlib axes.
 """
 
-from bioflow.pl.dynamics import holdout, trajectories
+from bioflow._lazy import attach
 
-__all__ = ["holdout", "trajectories"]
-from bioflow.pl.sequence import sequence_logo  # noqa: E402
-
-__all__ += ["sequence_logo"]
-
-from bioflow.pl.meta import populations  # noqa: E402
-
-__all__ += ["populations"]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        "holdout": ".dynamics",
+        "trajectories": ".dynamics",
+        "sequence_logo": ".sequence",
+        "populations": ".meta",
+    },
+)

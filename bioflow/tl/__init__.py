@@ -4,17 +4,18 @@ Functions that annotate write under ``key_added`` and return ``None`` unless ``c
 the parameters used are recorded in ``adata.uns["bioflow"][key_added]``.
 """
 
-from bioflow.tl.dynamics import evaluate_holdout, fit_dynamics, predict_cells, trajectories
+from bioflow._lazy import attach
 
-__all__ = ["evaluate_holdout", "fit_dynamics", "predict_cells", "trajectories"]
-from bioflow.tl.sequence import (  # noqa: E402
-    fit_sequence_classifier,
-    fit_sequence_flow,
-    sample_sequences,
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(
+            ["evaluate_holdout", "fit_dynamics", "predict_cells", "trajectories"], ".dynamics"
+        ),
+        **dict.fromkeys(
+            ["fit_sequence_classifier", "fit_sequence_flow", "sample_sequences"], ".sequence"
+        ),
+        **dict.fromkeys(["evaluate_populations", "fit_meta_flow", "predict_population"], ".meta"),
+    },
 )
-
-__all__ += ["fit_sequence_classifier", "fit_sequence_flow", "sample_sequences"]
-
-from bioflow.tl.meta import evaluate_populations, fit_meta_flow, predict_population  # noqa: E402
-
-__all__ += ["evaluate_populations", "fit_meta_flow", "predict_population"]
