@@ -5,6 +5,8 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from bioflow.tl._train import CompileNetworks  # noqa: F401  (for the CLI)
+
 
 class PredictionWriter(BasePredictionWriter):
     """Write what ``predict`` returned through the DataModule's ``write_predictions``.

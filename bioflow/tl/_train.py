@@ -9,14 +9,22 @@ from typing import Any
 import lightning as L
 
 
-def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
+def make_trainer(
+    max_steps: int, seed: int, compile: bool | dict = False, **trainer_kwargs: Any
+) -> L.Trainer:
     """A Lightning Trainer with quiet defaults for interactive fitting.
 
     ``trainer_kwargs`` override the defaults (no logger, no checkpoints, no validation,
-    one CPU or GPU device, a progress bar).
+    one CPU or GPU device, a progress bar); ``precision=`` (e.g. ``"bf16-mixed"``) goes
+    straight to Lightning.  ``compile=True`` (or a dict of :func:`torch.compile` options)
+    compiles the networks (:class:`CompileNetworks`).
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if compile:
+        options = compile if isinstance(compile, dict) else {}
+        callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
+        trainer_kwargs["callbacks"] = [*callbacks, CompileNetworks(**options)]
     L.seed_everything(seed, workers=True, verbose=False)
     defaults: dict[str, Any] = dict(
         max_steps=max_steps,
@@ -31,8 +39,11 @@ def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
         num_sanity_val_steps=0,
     )
     defaults.update(trainer_kwargs)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "lightning.fabric.utilities.seed",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
@@ -56,3 +67,42 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "item"):
         return v.item()
     return v if isinstance(v, str | int | float | bool) else str(v)
+
+
+class CompileNetworks(L.Callback):
+    """Compile the model's networks with :func:`torch.compile` before fitting.
+
+    Each direct child module with trainable parameters (the vector field, an encoder) is
+    compiled in place (:meth:`torch.nn.Module.compile`), so parameter names, checkpoints
+    and ``model.save`` files are unchanged.  ``tl.fit_*(..., compile=True)`` adds it; on the
+    command line: ``--trainer.callbacks+=bioflow.callbacks.CompileNetworks``.
+
+    Parameters
+    ----------
+    backend, mode, dynamic, fullgraph
+        Passed to :func:`torch.compile` (``backend="eager"`` only traces: a cheap check).
+
+    Examples
+    --------
+    >>> cb = CompileNetworks(mode="reduce-overhead")
+    >>> trainer = lightning.Trainer(callbacks=[cb])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: str = "inductor",
+        mode: str | None = None,
+        dynamic: bool | None = None,
+        fullgraph: bool = False,
+    ) -> None:
+        super().__init__()
+        self.options = dict(backend=backend, mode=mode, dynamic=dynamic, fullgraph=fullgraph)
+        self.compiled: list[str] = []
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit":
+            return
+        for name, child in pl_module.named_children():
+            if name not in self.compiled and any(p.requires_grad for p in child.parameters()):
+                child.compile(**self.options)
+                self.compiled.append(name)
