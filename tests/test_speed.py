@@ -256,3 +256,19 @@ def test_global_coupling_without_process_group_is_the_coupling():
     assert torch.equal(GlobalCoupling(ExactOTCoupling())(x0, x1).x1, ExactOTCoupling()(x0, x1).x1)
     with pytest.raises(ValueError, match="Coupling"):
         GlobalCoupling("exact")
+
+
+def test_collective_couplings_stay_on_the_calling_thread():
+    from bioflow.core.couplings.base import IndependentCoupling
+
+    class Collective(IndependentCoupling):
+        collective = True
+
+        def pair(self, x0, x1, generator):
+            seen.append(threading.current_thread())
+            return super().pair(x0, x1, generator)
+
+    seen = []
+    x = torch.randn(3, 200, 2)
+    couple_many(Collective(), x, x, torch.Generator().manual_seed(0), parallel=True)
+    assert seen == [threading.current_thread()] * 3

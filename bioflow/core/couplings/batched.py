@@ -57,7 +57,8 @@ def couple_many(
         its state whether the problems run in threads or not.
     parallel
         Solve in the thread pool; default: when ``K > 1``, there is more than one CPU and
-        each problem has at least ``PARALLEL_MIN_SIZE`` cost entries.
+        each problem has at least ``PARALLEL_MIN_SIZE`` cost entries.  Never for a
+        coupling with ``collective = True`` (its calls are collectives across ranks).
 
     Returns
     -------
@@ -81,7 +82,9 @@ def couple_many(
         gens = [torch.Generator().manual_seed(s) for s in seeds]
     else:
         gens = [None] * k
-    if parallel is None:
+    if getattr(coupling, "collective", False):
+        parallel = False  # collective calls must run in the same order on every rank
+    elif parallel is None:
         size = x0s[0].shape[0] * x1s[0].shape[0] if k else 0
         parallel = k > 1 and (os.cpu_count() or 1) > 1 and size >= PARALLEL_MIN_SIZE
     if not parallel:
