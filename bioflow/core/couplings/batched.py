@@ -48,7 +48,7 @@ def couple_many(
     Parameters
     ----------
     coupling
-        A :class:`~bioflow.core.couplings.Coupling`.
+        A :class:`~bioflow.core.Coupling`.
     x0s, x1s
         Stacked problems, shapes ``(K, n, *dims)`` and ``(K, m, *dims)`` (or sequences of
         ``K`` tensors).
