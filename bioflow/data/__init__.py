@@ -1,4 +1,8 @@
-"""Data layer: the only place that reads AnnData and FASTA."""
+"""Data layer: the only place that reads AnnData and FASTA (never imports models).
+
+One shape per family: a reader (time course, population set, sequence set) and a batching
+module (a LightningDataModule over a seeded batch stream).  Members load on first use.
+"""
 
 from bioflow._lazy import attach
 
@@ -7,22 +11,20 @@ __getattr__, __dir__, __all__ = attach(
     [],
     {
         **dict.fromkeys(
-            [
-                "CellTimeSeries",
-                "TimeSpec",
-                "read_representation",
-                "read_time_series",
-                "resolve_time",
-            ],
+            ["cells_to_anndata", "match_labels", "read_adata", "read_representation"],
             ".anndata",
         ),
         **dict.fromkeys(["CellDynamicsDataModule", "CellPairDataset"], ".cells"),
+        **dict.fromkeys(["read_fasta", "write_fasta"], ".fasta"),
+        **dict.fromkeys(
+            ["PopulationDataModule", "PopulationSet", "read_populations"], ".populations"
+        ),
         **dict.fromkeys(
             ["ALPHABETS", "SequenceDataModule", "decode", "encode", "one_hot", "resolve_alphabet"],
             ".sequences",
         ),
         **dict.fromkeys(
-            ["PopulationDataModule", "PopulationSet", "read_populations"], ".populations"
+            ["CellTimeSeries", "TimeSpec", "read_time_series", "resolve_time"], ".timecourse"
         ),
         **dict.fromkeys(["H5Rows", "H5adView"], ".backed"),
     },

@@ -51,6 +51,34 @@ def make_trainer(
     return L.Trainer(**defaults)
 
 
+def connect(model, datamodule) -> None:
+    """Wire a model to its DataModule before fitting, by explicit calls only.
+
+    A DataModule that offers ``set_coupling`` receives the model's ``coupling``, so the
+    (CPU) coupling runs in the loader, off the critical path: in its workers
+    (``num_workers > 0``) or, without workers, in the thread that prefetches the next
+    batches while the current step runs.  The coupling's compiled kernel is loaded here,
+    once, before any worker forks.  A collective coupling (``collective = True``, e.g.
+    :class:`~bioflow.core.couplings.distributed.GlobalCoupling`) stays in the training
+    step, where every rank calls it in step.  Models never reach into the DataModule.
+
+    Parameters
+    ----------
+    model
+        A :class:`~bioflow.models.base.FlowMatchingModule`.
+    datamodule
+        The LightningDataModule it will be fitted on.
+    """
+    coupling = getattr(model, "coupling", None)
+    if coupling is None or not hasattr(datamodule, "set_coupling"):
+        return
+    if getattr(coupling, "collective", False):
+        datamodule.set_coupling(None)
+        return
+    coupling.warmup()
+    datamodule.set_coupling(coupling)
+
+
 def record(adata, key_added: str, params: dict) -> None:
     """Record the parameters of a tool run in ``adata.uns["bioflow"][key_added]``."""
     uns = adata.uns.setdefault("bioflow", {})

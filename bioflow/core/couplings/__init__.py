@@ -15,7 +15,7 @@ _REGISTRY = {
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    ["assignment", "base", "batched", "gibbs", "ot"],
+    ["assignment", "base", "batched", "distributed", "gibbs", "intervals", "mccann", "ot"],
     {
         **dict.fromkeys(["CoupledBatch", "Coupling", "IndependentCoupling"], ".base"),
         "GibbsWeightCoupling": ".gibbs",
@@ -30,6 +30,8 @@ __getattr__, __dir__, __all__ = attach(
             ".ot",
         ),
         "couple_many": ".batched",
+        "couple_intervals": ".intervals",
+        "mccann_interpolant": ".mccann",
         "GlobalCoupling": ".distributed",
     },
 )
