@@ -26,6 +26,6 @@ __getattr__, __dir__, __all__ = attach(
         **dict.fromkeys(
             ["BrownianBridgePath", "LinearPath", "PathSample", "ProbabilityPath"], ".paths"
         ),
-        **dict.fromkeys(["ODESolver", "integrate"], ".solvers"),
+        "integrate": ".solvers",
     },
 )

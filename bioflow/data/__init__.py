@@ -26,6 +26,7 @@ __getattr__, __dir__, __all__ = attach(
         **dict.fromkeys(
             ["CellTimeSeries", "TimeSpec", "read_time_series", "resolve_time"], ".timecourse"
         ),
+        **dict.fromkeys(["DataSpec", "PopulationSpec", "SequenceSpec", "TimeCourseSpec"], ".spec"),
         **dict.fromkeys(["H5Rows", "H5adView"], ".backed"),
     },
 )

@@ -311,6 +311,14 @@ class StreamDataModule(L.LightningDataModule):
         trainer = self.trainer
         return int(trainer.global_step) if trainer is not None else 0
 
+    @staticmethod
+    def batches_loader(batches: list) -> DataLoader:
+        """A loader that yields ``batches`` (already whole batches) as they are, in order.
+
+        Validation and prediction batches are built up front; this serves them.
+        """
+        return DataLoader(batches, batch_size=None, collate_fn=identity_collate)
+
     def train_dataloader(self) -> StreamLoader:
         stream = self.make_stream()
         trainer = self.trainer

@@ -4,13 +4,14 @@ Imported eagerly (not through :mod:`bioflow._lazy`): ``letters`` is both a funct
 submodule here, and a lazy attribute would let the submodule shadow the function.
 """
 
+from bioflow.datasets.letters import letters, population_response
+from bioflow.datasets.sequences import categorical_toy, motif_sequences
 from bioflow.datasets.simulated import simulated_differentiation
 
-__all__ = ["simulated_differentiation"]
-from bioflow.datasets.sequences import categorical_toy, motif_sequences  # noqa: E402
-
-__all__ += ["categorical_toy", "motif_sequences"]
-
-from bioflow.datasets.letters import letters, population_response  # noqa: E402
-
-__all__ += ["letters", "population_response"]
+__all__ = [
+    "categorical_toy",
+    "letters",
+    "motif_sequences",
+    "population_response",
+    "simulated_differentiation",
+]
