@@ -38,6 +38,7 @@ def _load_table():
     spec = importlib.util.spec_from_file_location("bad_inputs_table", ROOT / "tests" /
                                                   "test_bad_inputs.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
 

@@ -30,7 +30,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import bioflow
 from bioflow import datasets, metrics, pl, tl
 from bioflow.data import CellDynamicsDataModule, SequenceDataModule
 from bioflow.data.anndata import read_representation, read_time_series
