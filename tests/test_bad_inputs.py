@@ -97,6 +97,12 @@ class Ctx:
         p.write_bytes(data if isinstance(data, bytes) else data.encode())
         return p
 
+    def victim(self) -> Path:
+        """A fresh copy of the time-course file, for cases that try to write over an input."""
+        p = self.path(".h5ad")
+        p.write_bytes(self.h5ad.read_bytes())
+        return p
+
     def cells(self, **changes) -> ad.AnnData:
         """A copy of the time course with ``obs`` columns / ``obsm`` entries replaced."""
         a = self.adata.copy()
@@ -523,6 +529,12 @@ def _write_pred(dm, c: Ctx, path, **kw):
     return dm.write_predictions([x], path, **kw)
 
 
+def _output_is_input(c: Ctx):
+    src = c.victim()
+    dm = _cdm(c, adata=str(src), predict_source_time=0, predict_target_time=1)
+    return _write_pred(dm, c, str(src))
+
+
 table("data", [
     ("cells_batch_size_0", lambda c: _cdm(c, batch_size=0), "batch_size"),
     ("cells_steps_per_epoch_0", lambda c: _cdm(c, steps_per_epoch=0), "steps_per_epoch"),
@@ -532,9 +544,7 @@ table("data", [
     ("cells_predict_no_output",
      lambda c: _write_pred(_cdm(c, predict_source_time=0, predict_target_time=1), c, None),
      "predict_output"),
-    ("cells_output_is_input",
-     lambda c: _write_pred(_cdm(c, predict_source_time=0, predict_target_time=1), c,
-                           str(c.h5ad)), "input"),
+    ("cells_output_is_input", lambda c: _output_is_input(c), "input"),
     ("cells_output_exists",
      lambda c: _write_pred(_cdm(c, predict_source_time=0, predict_target_time=1), c,
                            str(c.file(b"old", ".h5ad"))), "overwrite"),
@@ -623,11 +633,19 @@ table("recipes", [
 
 def _cli_last_run(c: Ctx) -> Path:
     """A finished 1-step fit of the cells config (shared by the CLI cases)."""
-    found = sorted((c.tmp / "runs").rglob("last.ckpt"))
+    found = sorted((c.tmp / "runs" / "cells_once").rglob("last.ckpt"))
     if found:
         return found[-1]
-    c.cli_cells("fit", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0")
-    return sorted((c.tmp / "runs").rglob("last.ckpt"))[-1]
+    c.cli_cells("fit", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
+                "--trainer.logger.init_args.name", "cells_once")
+    return sorted((c.tmp / "runs" / "cells_once").rglob("last.ckpt"))[-1]
+
+
+def _cli_predict_over_input(c: Ctx):
+    src = c.victim()
+    c.cli("predict", "--data.adata", str(src), "--model.init_args.hidden", "[8]",
+          "--ckpt_path", str(_cli_last_run(c)), "--data.predict_source_time", "0",
+          "--data.predict_target_time", "1", "--data.predict_output", str(src))
 
 
 table("cli", [
@@ -642,16 +660,14 @@ table("cli", [
      lambda c: c.cli_cells("fit", "--ckpt_path", str(c.tmp / "none.ckpt")), "none.ckpt"),
     ("cli_ckpt_last_without_run",
      lambda c: c.cli("fit", "--ckpt_path", "last", "--trainer.logger.init_args.name", "empty",
+                     "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
                      config="seq_toy.yaml"), "no earlier run"),
     ("cli_fit_from_model_save",
      lambda c: c.cli_cells("fit", "--ckpt_path", str(c.model_pt)), r"model\.save"),
     ("cli_ckpt_other_family",
      lambda c: c.cli("fit", "--ckpt_path", str(c.model_pt), config="seq_toy.yaml"),
      "holds a CellFlowMatching model, not a SequenceFlow"),
-    ("cli_predict_output_is_input",
-     lambda c: c.cli_cells("predict", "--ckpt_path", str(_cli_last_run(c)),
-                           "--data.predict_source_time", "0", "--data.predict_target_time", "1",
-                           "--data.predict_output", str(c.h5ad)), "input"),
+    ("cli_predict_output_is_input", _cli_predict_over_input, "input"),
     ("cli_predict_output_exists",
      lambda c: c.cli_cells("predict", "--ckpt_path", str(_cli_last_run(c)),
                            "--data.predict_source_time", "0", "--data.predict_target_time", "1",
