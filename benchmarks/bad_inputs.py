@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_table():
-    spec = importlib.util.spec_from_file_location("bad_inputs_table", ROOT / "tests" /
-                                                  "test_bad_inputs.py")
+    spec = importlib.util.spec_from_file_location(
+        "bad_inputs_table", ROOT / "tests" / "test_bad_inputs.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -110,16 +111,23 @@ def main() -> None:
         rows = []
         for case in mod.CASES:
             outcome, detail = run_case(case, ctx, a.timeout)
-            rows.append({"area": case.area, "id": case.id, "outcome": outcome,
-                         "detail": detail})
-            print(f"{outcome:10s} {case.area}-{case.id}: {detail[:120]}", file=sys.stderr,
-                  flush=True)
-    counts = {k: sum(r["outcome"] == k for r in rows)
-              for k in ("clear", "vague", "wrong_type", "no_error", "crash", "hang")}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
+            rows.append({"area": case.area, "id": case.id, "outcome": outcome, "detail": detail})
+            print(
+                f"{outcome:10s} {case.area}-{case.id}: {detail[:120]}", file=sys.stderr, flush=True
+            )
+    counts = {
+        k: sum(r["outcome"] == k for r in rows)
+        for k in ("clear", "vague", "wrong_type", "no_error", "crash", "hang")
+    }
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout.strip()
     result = {
         "commit": commit + ("+uncommitted" if dirty else ""),
         "command": "python " + " ".join(sys.argv),

@@ -89,3 +89,17 @@ def read_adata(adata: Any, family: str, dataset_kwargs: dict | None, backed: boo
             raise ValueError(f"no .h5ad file at {os.fspath(adata)!r}")
         return ad.read_h5ad(adata, backed="r" if backed else None)
     return adata
+
+
+def input_paths(value: Any) -> list[str]:
+    """The file behind a data argument (a path), as a list; empty for objects and built-ins.
+
+    DataModules keep it so that ``predict`` never writes its output over its input.
+    """
+    import os
+
+    if is_builtin(value):
+        return []
+    if isinstance(value, str) or hasattr(value, "__fspath__"):
+        return [os.fspath(value)]
+    return []

@@ -45,6 +45,11 @@ def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = 
     return out
 
 
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 class CellPairDataset(SeededBatchStream):
     """Endless stream of batches, one minibatch per consecutive pair of kept times.
 
@@ -172,6 +177,12 @@ class CellDynamicsDataModule(L.LightningDataModule):
         dataset_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
+        from bioflow.data.builtin import input_paths
+
+        for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
+                            ("val_cells", val_cells)):
+            _check_count(name, value)
+        self.input_paths = input_paths(adata)
         adata = read_adata(adata, "cells", dataset_kwargs, backed)
         series = read_time_series(adata, time_key, use_rep, exclude_times)
         self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
@@ -205,6 +216,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
         L.LightningDataModule.__init__(dm)
         dm._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
         dm.predict_source_time = dm.predict_target_time = dm.predict_output = None
+        dm.input_paths = []
         return dm
 
     def _predict_rows(self) -> np.ndarray:
@@ -227,14 +239,23 @@ class CellDynamicsDataModule(L.LightningDataModule):
                   for i in range(0, len(rows), 4096)]
         return DataLoader(chunks, batch_size=None, collate_fn=_identity)
 
-    def write_predictions(self, predictions: list, path: str | None = None) -> str:
-        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
+    def write_predictions(
+        self, predictions: list, path: str | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file.
+
+        The file is written atomically; an input file of this DataModule is never
+        replaced, an existing file only with ``overwrite=True``.
+        """
         import anndata as ad
         import pandas as pd
+
+        from bioflow.core.files import check_output_path, write_atomic
 
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
+        check_output_path(path, overwrite=overwrite, inputs=self.input_paths)
         rows = self._predict_rows()
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
         obs = self._obs.iloc[rows].copy()
@@ -247,7 +268,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
         else:
             out = ad.AnnData(obs=obs)
             out.obsm[self.series.use_rep] = x
-        out.write_h5ad(path)
+        write_atomic(path, out.write_h5ad, overwrite=overwrite, inputs=self.input_paths)
         return path
 
     @property

@@ -18,6 +18,11 @@ from bioflow.data.streams import SeededBatchStream, draw_rows
 from bioflow.data.streams import identity_collate as _identity
 
 
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def match_value(col: pd.Series, value: Any) -> np.ndarray:
     """Boolean mask of ``col == value``, falling back to comparing as strings."""
     try:
@@ -382,8 +387,14 @@ class PopulationDataModule(L.LightningDataModule):
         predict_output: str | None = None,
     ) -> None:
         super().__init__()
-        if populations_per_step < 1 or cells_per_population < 1:
-            raise ValueError("populations_per_step and cells_per_population must be >= 1")
+        from bioflow.data.builtin import input_paths
+
+        for name, value in (("populations_per_step", populations_per_step),
+                            ("cells_per_population", cells_per_population),
+                            ("embed_cells", embed_cells), ("steps_per_epoch", steps_per_epoch),
+                            ("val_cells", val_cells), ("val_populations", val_populations)):
+            _check_count(name, value)
+        self.input_paths = input_paths(adata)
         if isinstance(adata, PopulationSet):
             pset = adata
         else:
@@ -472,13 +483,22 @@ class PopulationDataModule(L.LightningDataModule):
             b.pop("x1")  # prediction needs only the initial cells
         return DataLoader(batches, batch_size=None, collate_fn=_identity)
 
-    def write_predictions(self, predictions: list, path: str | None = None) -> str:
-        """Write predicted final cells (one ``(n_i, d)`` tensor per problem) to ``.h5ad``."""
+    def write_predictions(
+        self, predictions: list, path: str | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Write predicted final cells (one ``(n_i, d)`` tensor per problem) to ``.h5ad``.
+
+        The file is written atomically; an input file of this DataModule is never
+        replaced, an existing file only with ``overwrite=True``.
+        """
         import anndata as ad
+
+        from bioflow.core.files import check_output_path, write_atomic
 
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
+        check_output_path(path, overwrite=overwrite, inputs=self.input_paths)
         batches = self._problem_batches(self._predict_problems(), self.seed + 2)
         keys = self.pset.keys
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
@@ -498,6 +518,6 @@ class PopulationDataModule(L.LightningDataModule):
         else:
             out = ad.AnnData(obs=obs)
             out.obsm[keys["use_rep"]] = x
-        out.write_h5ad(path)
+        write_atomic(path, out.write_h5ad, overwrite=overwrite, inputs=self.input_paths)
         return path
 

@@ -73,10 +73,27 @@ def trajectories(
     if basis is None:
         basis = params.get("use_rep")
         basis = None if basis in (None, "None") else basis
+    if isinstance(n_trajectories, bool) or not isinstance(n_trajectories, int | np.integer) or (
+        n_trajectories < 1
+    ):
+        raise ValueError(f"n_trajectories must be an integer >= 1, got {n_trajectories!r}")
+    if len(components) != 2:
+        raise ValueError(f"components must be two indices, got {components!r}")
     c0, c1 = components
-    pts = np.asarray(adata.obsm[basis]) if basis is not None else np.asarray(adata.X)
-    if hasattr(pts, "toarray"):
-        pts = pts.toarray()
+    if basis is not None and basis not in adata.obsm:
+        raise ValueError(f"basis={basis!r} is not a key of adata.obsm; available: "
+                         f"{list(adata.obsm)}")
+    if basis is None and adata.X is None:
+        raise ValueError("adata.X is empty; pass basis= naming a key of adata.obsm")
+    pts = adata.obsm[basis] if basis is not None else adata.X
+    pts = pts.toarray() if hasattr(pts, "toarray") else np.asarray(pts)
+    d = min(pts.shape[1], traj.shape[2])
+    for c in (c0, c1):
+        if isinstance(c, bool) or not isinstance(c, int | np.integer) or not 0 <= c < d:
+            raise ValueError(
+                f"components={tuple(components)} out of range: the basis and the "
+                f"trajectories have {d} dimensions"
+            )
     color = color or params.get("time_key")
     ax = get_axes(ax, figsize=(6, 5))
     if color is not None and color in adata.obs:
@@ -164,6 +181,13 @@ def holdout(
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['no-motion', 'mccann', 'ot-cfm']
     """
+    import pandas as pd
+
+    if not isinstance(results, pd.DataFrame):
+        raise ValueError(
+            f"results must be a DataFrame from bioflow.tl.evaluate_holdout, got "
+            f"{type(results).__name__}"
+        )
     for col in ("held_out", "method", metric):
         if col not in results.columns:
             raise ValueError(f"results has no column {col!r}; columns: {list(results.columns)}")

@@ -28,6 +28,14 @@ def _fit_series(
 ) -> CellFlowMatching:
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or (
+        batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or (
+        max_steps < 1
+    ):
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     dm = CellDynamicsDataModule.from_series(
         series, batch_size=batch_size, num_workers=num_workers, seed=seed
     )
@@ -121,6 +129,25 @@ def fit_dynamics(
         model_kwargs=dict(model_kwargs or {}),
         trainer_kwargs=trainer_kwargs,
     )
+
+
+def _check_model(model, fn: str) -> None:
+    if not isinstance(model, CellFlowMatching):
+        raise ValueError(
+            f"{fn} needs a CellFlowMatching model (from bioflow.tl.fit_dynamics), got a "
+            f"{type(model).__name__}"
+        )
+
+
+def _check_solver_args(steps, batch_size) -> None:
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1
+    ):
+        raise ValueError(f"steps must be an integer >= 1 (or None for the model's), got {steps!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or (
+        batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
 
 def _spec_of(model: CellFlowMatching) -> tuple[TimeSpec, dict]:
@@ -233,6 +260,8 @@ def predict_cells(
     """
     import anndata as ad
 
+    _check_model(model, "predict_cells")
+    _check_solver_args(steps, batch_size)
     tspec, spec = _spec_of(model)
     rows = _cells_at(adata, tspec.key, source_time)
     t0, t1 = tspec.value_of(source_time), tspec.value_of(target_time)
@@ -258,7 +287,7 @@ def predict_cells(
             "source_time": source_time,
             "target_time": target_time,
             "method": method or model.solver,
-            "steps": steps or model.solver_steps,
+            "steps": model.solver_steps if steps is None else steps,
         },
     )
     return out
@@ -312,7 +341,11 @@ def trajectories(
     >>> adata.uns["bioflow"]["bioflow_trajectory"]["times"]
     [0, 1, 2, 3, 4]
     """
+    _check_model(model, "trajectories")
+    _check_solver_args(steps, batch_size)
     tspec, spec = _spec_of(model)
+    if isinstance(times, str | bytes) or not hasattr(times, "__len__"):
+        raise ValueError(f"times must be a list of time labels or numbers, got {times!r}")
     if len(times) == 0:
         raise ValueError("`times` is empty")
     targets = np.array([tspec.value_of(t) for t in times], dtype=np.float64)
@@ -348,7 +381,7 @@ def trajectories(
             "time_key": tspec.key,
             "use_rep": spec["use_rep"],
             "method": method or model.solver,
-            "steps": steps or model.solver_steps,
+            "steps": model.solver_steps if steps is None else steps,
         },
     )
     return target if copy else None
@@ -449,7 +482,13 @@ def evaluate_holdout(
     ['no-motion', 'mccann', 'ot-cfm']
     """
     from bioflow.metrics import compare_distributions
+    from bioflow.metrics.distribution import check_max_points
 
+    check_max_points(max_points)
+    if isinstance(methods, str):
+        methods = (methods,)
+    if methods and len(seeds) == 0:
+        raise ValueError("seeds is empty: give at least one seed per method (e.g. seeds=(0,))")
     series = read_time_series(adata, time_key, use_rep)
     labels, values = series.spec.labels, series.spec.values
     if len(labels) < 3:
