@@ -125,10 +125,12 @@ class SeenCellsRecorder(L.Callback):
             self._rows.append(batch["rows"].detach().cpu().numpy())
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        import os
-
         import numpy as np
 
         os.makedirs(self.out_dir, exist_ok=True)
         rows = np.unique(np.concatenate(self._rows)) if self._rows else np.zeros(0, int)
-        np.save(os.path.join(self.out_dir, f"rows_rank{trainer.global_rank}.npy"), rows)
+        from bioflow.core.files import atomic_open
+
+        with atomic_open(os.path.join(self.out_dir, f"rows_rank{trainer.global_rank}.npy"),
+                         "wb") as fh:
+            np.save(fh, rows)

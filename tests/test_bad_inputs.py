@@ -396,6 +396,7 @@ table(
             "5 features; the model was fitted on 10",
         ),
         ("pc_solver", lambda c: _pc(c, method="leapfrog"), "leapfrog"),
+        ("pc_diverges", lambda c: _pc(c, target_time=1e30), "diverged"),
         (
             "pc_time_column_missing",
             lambda c: _pc(c, adata=ad.AnnData(obsm={"X_pca": c.adata.obsm["X_pca"]})),
@@ -996,6 +997,7 @@ table(
             ),
             "--ckpt_path",
         ),
+        ("cli_validate_without_ckpt", lambda c: c.cli_cells("validate"), "validate needs --ckpt"),
         ("cli_max_steps_0", lambda c: c.cli_cells("fit", "--trainer.max_steps", "0"), "max_steps"),
         (
             "cli_max_steps_negative",

@@ -33,7 +33,10 @@ def finish(ax, show: bool | None, save: str | os.PathLike | None):
 
     fig = ax.figure
     if save is not None:
-        fig.savefig(save, dpi=150, bbox_inches="tight")
+        from bioflow.core.files import write_atomic
+
+        fmt = os.path.splitext(os.fspath(save))[1].lstrip(".").lower() or None
+        write_atomic(save, lambda tmp: fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight"))
     if show:
         plt.show()
     return ax

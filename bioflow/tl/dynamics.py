@@ -210,7 +210,14 @@ def _push_batched(
             return_path=return_path,
         )
         outs.append(out.cpu().numpy())
-    return np.concatenate(outs, axis=1 if return_path else 0)
+    out = np.concatenate(outs, axis=1 if return_path else 0)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"the flow diverged (NaN/inf cells) integrating through times "
+            f"{[float(t) for t in times]}; is a target time far outside the times the model "
+            "was trained on, or the solver step too coarse (raise steps=)?"
+        )
+    return out
 
 
 def predict_cells(
