@@ -133,6 +133,24 @@ def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
     return digest
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a fsynced temporary file in the same folder."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def versions() -> dict:
     """Versions of the packages a recipe used."""
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
@@ -160,7 +178,7 @@ def write_manifest(output: str | os.PathLike, *, recipe: str, sources: list[dict
         "versions": versions(),
         **(extra or {}),
     }
-    path.write_text(json.dumps(manifest, indent=2))
+    write_text_atomic(path, json.dumps(manifest, indent=2))
     return path
 
 
