@@ -14,6 +14,7 @@ import re
 import sys
 
 import lightning as L
+from jsonargparse import ActionYesNo
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -121,7 +122,7 @@ class BioflowCLI(LightningCLI):
                               apply_on="instantiate")
         # checkpoints: keep the best-by-step one and ``last.ckpt`` (for --ckpt_path resumes)
         parser.add_lightning_class_args(BioflowCheckpoint, "checkpoint")
-        parser.add_argument("--overwrite", type=bool, default=False,
+        parser.add_argument("--overwrite", action=ActionYesNo, default=False,
                             help="let predict replace an existing output file")
         parser.set_defaults({
             "checkpoint.save_last": True,

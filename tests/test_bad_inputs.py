@@ -1232,6 +1232,7 @@ def test_model_save_file_predicts_through_the_cli(tmp_path):
     )
     model.save(tmp_path / "model.pt")
     out = tmp_path / "pred.h5ad"
+    out.write_bytes(b"an older prediction")  # replaced only because of --overwrite
     main(
         [
             "predict",
@@ -1254,6 +1255,7 @@ def test_model_save_file_predicts_through_the_cli(tmp_path):
             "2.0",
             "--data.predict_output",
             str(out),
+            "--overwrite",
         ]
     )
     pred = ad.read_h5ad(out)
