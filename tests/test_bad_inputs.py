@@ -98,8 +98,8 @@ class Ctx:
 
     def path(self, suffix: str = "") -> Path:
         """A fresh path in ``tmp``."""
-        self._n += 1
-        return self.tmp / f"f{self._n}{suffix}"
+        self._n += 1  # the pid keeps names unique in the census's forked processes too
+        return self.tmp / f"f{os.getpid()}_{self._n}{suffix}"
 
     def file(self, data: bytes | str, suffix: str = "") -> Path:
         p = self.path(suffix)
