@@ -131,6 +131,7 @@ class SeenCellsRecorder(L.Callback):
         rows = np.unique(np.concatenate(self._rows)) if self._rows else np.zeros(0, int)
         from bioflow.core.files import atomic_open
 
-        with atomic_open(os.path.join(self.out_dir, f"rows_rank{trainer.global_rank}.npy"),
-                         "wb") as fh:
+        with atomic_open(
+            os.path.join(self.out_dir, f"rows_rank{trainer.global_rank}.npy"), "wb"
+        ) as fh:
             np.save(fh, rows)

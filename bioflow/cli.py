@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from bioflow.callbacks import AtomicCheckpointIO, BioflowCheckpoint, PredictionWriter
 from bioflow.core.files import check_output_path
 from bioflow.models.base import CHECKPOINT_FORMAT, FlowMatchingModule, _read_checkpoint
+from bioflow.tl._train import connect
 
 #: subcommands that evaluate a trained model and so need ``--ckpt_path``
 NEEDS_CHECKPOINT = ("validate", "test", "predict")
@@ -47,8 +48,9 @@ def add_tensorboard(trainer: L.Trainer) -> bool:
     if len(loggers) != 1 or not isinstance(loggers[0], CSVLogger):
         return False
     csv = loggers[0]
-    tb = TensorBoardLogger(save_dir=csv.save_dir, name=csv.name, version=csv.version,
-                           default_hp_metric=False)
+    tb = TensorBoardLogger(
+        save_dir=csv.save_dir, name=csv.name, version=csv.version, default_hp_metric=False
+    )
     trainer.loggers = [csv, tb]
     return True
 
@@ -66,8 +68,9 @@ def _run_dirs(config) -> tuple[str | None, list[str]]:
     trainer = config.get("trainer")
     logger = _get(trainer, "logger")
     if logger in (None, False, True) or not hasattr(logger, "get"):
-        root = os.path.join(_get(trainer, "default_root_dir", default=os.getcwd()),
-                            "lightning_logs")
+        root = os.path.join(
+            _get(trainer, "default_root_dir", default=os.getcwd()), "lightning_logs"
+        )
     else:
         args = _get(logger, "init_args") or {}
         save_dir = _get(args, "save_dir") or _get(args, "root_dir")
@@ -118,17 +121,26 @@ class BioflowCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data", "model.init_args.data_spec", compute_fn=_data_spec,
-                              apply_on="instantiate")
+        parser.link_arguments(
+            "data", "model.init_args.data_spec", compute_fn=_data_spec, apply_on="instantiate"
+        )
         # checkpoints: keep the best-by-step one and ``last.ckpt`` (for --ckpt_path resumes)
         parser.add_lightning_class_args(BioflowCheckpoint, "checkpoint")
-        parser.add_argument("--overwrite", action=ActionYesNo, default=False,
-                            help="let predict replace an existing output file")
-        parser.set_defaults({
-            "checkpoint.save_last": True,
-            "trainer.logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                               "init_args": {"save_dir": "runs", "name": "bioflow"}},
-        })
+        parser.add_argument(
+            "--overwrite",
+            action=ActionYesNo,
+            default=False,
+            help="let predict replace an existing output file",
+        )
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": "runs", "name": "bioflow"},
+                },
+            }
+        )
 
     def _check_config(self, sub: str) -> None:
         cfg = self.config[sub]
@@ -214,8 +226,11 @@ class BioflowCLI(LightningCLI):
                 "checkpoints/last.ckpt, or --ckpt_path last); use this file with "
                 "`bioflow predict|validate|test --ckpt_path` or bioflow.models.load_model()"
             )
-        hparams = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items()
-                   if not str(k).startswith("_") and k != "data_spec"}
+        hparams = {
+            k: v
+            for k, v in (ckpt.get("hyper_parameters") or {}).items()
+            if not str(k).startswith("_") and k != "data_spec"
+        }
         if hparams:
             update = {sub: {"model": {"class_path": class_path, "init_args": hparams}}}
             self.config = self.parser.parse_object(update, self.config)
@@ -229,14 +244,17 @@ class BioflowCLI(LightningCLI):
             if type(strategy.checkpoint_io) is TorchCheckpointIO:
                 strategy.checkpoint_io = AtomicCheckpointIO()
 
+    def before_fit(self) -> None:
+        # the coupling reaches the loader workers by this explicit call (see tl._train.connect)
+        connect(self.model, self.datamodule)
+
     def before_predict(self) -> None:
         sub = self.config.get("subcommand")
         overwrite = bool(self.config[sub].get("overwrite", False)) if sub else False
         dm = self.datamodule
         path = getattr(dm, "predict_output", None)
         if path is not None:
-            check_output_path(path, overwrite=overwrite,
-                              inputs=getattr(dm, "input_paths", ()))
+            check_output_path(path, overwrite=overwrite, inputs=getattr(dm, "input_paths", ()))
         if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):
             self.trainer.callbacks.append(PredictionWriter(overwrite=overwrite))
 
@@ -262,8 +280,10 @@ def main(args: list[str] | None = None) -> None:
     except SIGTERMException:
         # Lightning stops at the end of the step and raises SystemExit with no code (0);
         # a killed job must not look successful.
-        print("bioflow: stopped by SIGTERM; last.ckpt saved, resume with --ckpt_path last",
-              file=sys.stderr)
+        print(
+            "bioflow: stopped by SIGTERM; last.ckpt saved, resume with --ckpt_path last",
+            file=sys.stderr,
+        )
         sys.exit(143)
     except KeyboardInterrupt:
         print("bioflow: interrupted", file=sys.stderr)

@@ -39,9 +39,7 @@ def plain_name(name: str) -> str:
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"no usable file name: {name!r}")
-    if os.path.basename(name.replace("\\", "/")) != name or name in (".", "..") or (
-        "\x00" in name
-    ):
+    if os.path.basename(name.replace("\\", "/")) != name or name in (".", "..") or ("\x00" in name):
         raise ValueError(
             f"refusing the file name {name!r}: it is not a plain file name (it could write "
             "outside the cache folder)"
@@ -63,8 +61,9 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None) -> Pa
     if dest.exists() and (sha256 is None or sha256sum(dest) == sha256):
         return dest
     req = urllib.request.Request(url, headers={"User-Agent": "bioflow-data-recipe"})
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
-                                     delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(
+        dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
+    ) as tmp:
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:
                 shutil.copyfileobj(resp, tmp, CHUNK)
@@ -100,8 +99,12 @@ def fetch(source: dict, local: str | None, cache_dir: str | os.PathLike) -> tupl
         name = plain_name(source["file"])
         path = download(source["url"], Path(cache_dir) / name, source.get("sha256"))
         digest, verified = sha256sum(path), source.get("sha256") is not None
-    return path, {"url": source["url"], "file": str(path), "sha256": digest,
-                  "verified_against_published_checksum": verified}
+    return path, {
+        "url": source["url"],
+        "file": str(path),
+        "sha256": digest,
+        "verified_against_published_checksum": verified,
+    }
 
 
 def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
@@ -109,8 +112,7 @@ def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
     file is already there (identical content is accepted; ``--force`` replaces)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp",
-                                    dir=output.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -123,9 +125,7 @@ def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
     digest = sha256sum(tmp)
     if output.exists() and not force and sha256sum(output) != digest:
         tmp.unlink()
-        raise SystemExit(
-            f"{output} exists with different content; pass --force to replace it"
-        )
+        raise SystemExit(f"{output} exists with different content; pass --force to replace it")
     mask = os.umask(0)
     os.umask(mask)
     tmp.chmod(0o666 & ~mask)
@@ -164,8 +164,15 @@ def versions() -> dict:
     return out
 
 
-def write_manifest(output: str | os.PathLike, *, recipe: str, sources: list[dict],
-                   steps: list[str], output_sha256: str, extra: dict | None = None) -> Path:
+def write_manifest(
+    output: str | os.PathLike,
+    *,
+    recipe: str,
+    sources: list[dict],
+    steps: list[str],
+    output_sha256: str,
+    extra: dict | None = None,
+) -> Path:
     """Write ``<output>.manifest.json`` describing how ``output`` was made."""
     path = Path(str(output) + ".manifest.json")
     manifest = {
@@ -184,9 +191,12 @@ def write_manifest(output: str | os.PathLike, *, recipe: str, sources: list[dict
 
 def base_parser(description: str, default_output: str) -> argparse.ArgumentParser:
     """Argument parser with the options every recipe shares."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", default=default_output, help=f"output .h5ad (default {default_output})")
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--output", default=default_output, help=f"output .h5ad (default {default_output})"
+    )
     p.add_argument("--cache-dir", default="data/raw", help="where downloads are kept")
     p.add_argument("--force", action="store_true", help="replace an existing, different output")
     return p

@@ -33,8 +33,9 @@ import torch
 
 from bioflow import datasets, metrics, pl, tl
 from bioflow.data import CellDynamicsDataModule, SequenceDataModule
-from bioflow.data.anndata import read_representation, read_time_series
+from bioflow.data.anndata import read_representation
 from bioflow.data.populations import PopulationDataModule, read_populations
+from bioflow.data.timecourse import read_time_series
 from bioflow.io import read_fasta, write_fasta
 from bioflow.models import (
     CellFlowMatching,

@@ -61,8 +61,11 @@ class FlowMatchingModule(L.LightningModule):
         super().__init__()
         if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if not (isinstance(weight_decay, int | float) and math.isfinite(weight_decay)
-                and weight_decay >= 0):
+        if not (
+            isinstance(weight_decay, int | float)
+            and math.isfinite(weight_decay)
+            and weight_decay >= 0
+        ):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
@@ -79,13 +82,6 @@ class FlowMatchingModule(L.LightningModule):
         return {"loss": float(out.loss)}
 
     # --- the shared loop -----------------------------------------------------------------
-    def on_train_epoch_start(self) -> None:
-        # Datasets whose batches are a function of their global index continue the stream
-        # where the (possibly resumed) run stands.
-        ds = getattr(self.trainer.train_dataloader, "dataset", None)
-        if ds is not None and hasattr(ds, "start_index"):
-            ds.start_index = int(self.global_step)
-
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         out = self.compute_loss(batch)
         if not torch.isfinite(out.loss):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bioflow.data.anndata import match_labels
 from bioflow.pl._utils import finish, get_axes
 
 
@@ -73,16 +74,19 @@ def trajectories(
     if basis is None:
         basis = params.get("use_rep")
         basis = None if basis in (None, "None") else basis
-    if isinstance(n_trajectories, bool) or not isinstance(n_trajectories, int | np.integer) or (
-        n_trajectories < 1
+    if (
+        isinstance(n_trajectories, bool)
+        or not isinstance(n_trajectories, int | np.integer)
+        or (n_trajectories < 1)
     ):
         raise ValueError(f"n_trajectories must be an integer >= 1, got {n_trajectories!r}")
     if len(components) != 2:
         raise ValueError(f"components must be two indices, got {components!r}")
     c0, c1 = components
     if basis is not None and basis not in adata.obsm:
-        raise ValueError(f"basis={basis!r} is not a key of adata.obsm; available: "
-                         f"{list(adata.obsm)}")
+        raise ValueError(
+            f"basis={basis!r} is not a key of adata.obsm; available: {list(adata.obsm)}"
+        )
     if basis is None and adata.X is None:
         raise ValueError("adata.X is empty; pass basis= naming a key of adata.obsm")
     pts = adata.obsm[basis] if basis is not None else adata.X
@@ -121,9 +125,7 @@ def trajectories(
         if tkey is None or tkey not in adata.obs:
             raise ValueError("starting_at needs the time column recorded by tl.trajectories")
         col_t = adata.obs[tkey]
-        pool = np.flatnonzero(
-            ((col_t == starting_at) | (col_t.astype(str) == str(starting_at))).to_numpy()
-        )
+        pool = np.flatnonzero(match_labels(col_t, starting_at))
         if len(pool) == 0:
             raise ValueError(f"no cells with adata.obs[{tkey!r}] == {starting_at!r}")
     pick = rng.choice(pool, size=min(n_trajectories, len(pool)), replace=False)
