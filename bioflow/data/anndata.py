@@ -110,7 +110,7 @@ def _sparse_to_dense(m, rows: np.ndarray | None) -> np.ndarray:
     m = m.tocsr() if rows is not None or not sp.isspmatrix_csr(m) else m
     if rows is not None:
         m = m[rows]
-    m = m.astype(np.float32, copy=m.dtype == np.float32)
+    m = m.astype(np.float32, copy=False)  # toarray() below makes the one dense copy
     out = m.toarray()
     return out if out.dtype == np.float32 else out.astype(np.float32)
 
