@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import pickle
@@ -12,6 +13,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+#: marks a file written by ``FlowMatchingModule.save`` (weights only, no training state)
 CHECKPOINT_FORMAT = "bioflow-model"
 _MODEL_CLASSES: dict[str, type[FlowMatchingModule]] = {}
 
@@ -200,6 +202,24 @@ class FlowMatchingModule(L.LightningModule):
 
 def _plain_hparams(hparams) -> dict:
     return {k: v for k, v in dict(hparams).items() if not str(k).startswith("_")}
+
+
+def plain_spec(data_spec) -> dict | None:
+    """A plain-dict copy of a ``data_spec`` mapping (``None`` stays ``None``).
+
+    Models store it in their hyper-parameters, so checkpoints hold only plain values and
+    the caller's object is never shared or modified.
+
+    Raises
+    ------
+    ValueError
+        If ``data_spec`` is neither ``None`` nor a mapping.
+    """
+    if data_spec is None:
+        return None
+    if not hasattr(data_spec, "keys"):
+        raise ValueError(f"data_spec must be a dict, got {type(data_spec).__name__}")
+    return copy.deepcopy({str(k): data_spec[k] for k in data_spec.keys()})
 
 
 def batch_generators(batch: Any, device: torch.device) -> tuple:
