@@ -45,6 +45,60 @@ def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = 
     return out
 
 
+def split_series(
+    series: CellTimeSeries, fraction: float, seed: int = 0
+) -> tuple[CellTimeSeries, CellTimeSeries]:
+    """Hold out ``fraction`` of the cells of every kept time for validation.
+
+    Parameters
+    ----------
+    series
+        The cells.
+    fraction
+        Share of each kept time's cells held out, in ``(0, 1)``; at least one cell per time
+        is held out and at least one stays.
+    seed
+        Seed of the split.
+
+    Returns
+    -------
+    train, val
+        Two :class:`~bioflow.data.CellTimeSeries` over disjoint cells.  Cells of excluded
+        times go to ``val`` only (they were never trained on).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for k in range(len(series.spec.labels)):
+        idx = series.cells_at(k)
+        if k not in series.kept:
+            val.append(idx)
+            continue
+        if len(idx) < 2:
+            raise ValueError(
+                f"time {series.spec.labels[k]!r} has {len(idx)} cell(s): too few to hold out "
+                "validation cells; lower validation_fraction or drop the time"
+            )
+        n_val = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
+        perm = rng.permutation(idx)
+        val.append(perm[:n_val])
+        train.append(perm[n_val:])
+
+    def sub(rows):
+        rows = np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=int)
+        return CellTimeSeries(
+            series.x[rows],
+            series.time_index[rows],
+            series.spec,
+            series.use_rep,
+            list(series.kept),
+            series.var_names,
+        )
+
+    return sub(train), sub(val)
+
+
 class CellPairDataset(SeededBatchStream):
     """Endless stream of batches, one minibatch per consecutive pair of kept times.
 
@@ -103,8 +157,13 @@ class CellPairDataset(SeededBatchStream):
         intervals = self.series.intervals()
         rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
         rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
-        batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": self._t0, "t1": self._t1,
-                 "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
+        batch = {
+            "x0": self.x[rows0],
+            "x1": self.x[rows1],
+            "t0": self._t0,
+            "t1": self._t1,
+            "rows": torch.cat([rows0.flatten(), rows1.flatten()]),
+        }
         if self.coupling is not None:
             batch = couple_intervals(self.coupling, batch, generator)
         return batch
@@ -144,6 +203,9 @@ class CellDynamicsDataModule(L.LightningDataModule):
         and writes them to the ``.h5ad`` path ``predict_output``.
     dataset_kwargs
         Arguments of the generator when ``adata`` is ``"builtin:<name>"``.
+    time_bins
+        Cut a continuous ``time_key`` into bins (a number of bins or the edges); see
+        :func:`~bioflow.data.resolve_time`.
 
     Examples
     --------
@@ -170,10 +232,11 @@ class CellDynamicsDataModule(L.LightningDataModule):
         predict_target_time: Any = None,
         predict_output: str | None = None,
         dataset_kwargs: dict | None = None,
+        time_bins: int | list[float] | None = None,
     ) -> None:
         super().__init__()
         adata = read_adata(adata, "cells", dataset_kwargs, backed)
-        series = read_time_series(adata, time_key, use_rep, exclude_times)
+        series = read_time_series(adata, time_key, use_rep, exclude_times, time_bins)
         self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
         self.predict_source_time = predict_source_time
         self.predict_target_time = predict_target_time
@@ -189,6 +252,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.coupling = None  # set by the model when coupling runs in the loader workers
+        self.val_series = None  # held-out cells for validation (split_series); else series
 
     @classmethod
     def from_series(
@@ -211,11 +275,15 @@ class CellDynamicsDataModule(L.LightningDataModule):
         if self.predict_source_time is None or self.predict_target_time is None:
             raise ValueError("set data.predict_source_time and data.predict_target_time to predict")
         spec = self.series.spec
-        k = [i for i, lab in enumerate(spec.labels)
-             if lab == self.predict_source_time or str(lab) == str(self.predict_source_time)]
+        k = [
+            i
+            for i, lab in enumerate(spec.labels)
+            if lab == self.predict_source_time or str(lab) == str(self.predict_source_time)
+        ]
         if not k:
-            raise ValueError(f"predict_source_time {self.predict_source_time!r} is not one of "
-                             f"{spec.labels}")
+            raise ValueError(
+                f"predict_source_time {self.predict_source_time!r} is not one of {spec.labels}"
+            )
         return self.series.cells_at(k[0])
 
     def predict_dataloader(self) -> DataLoader:
@@ -223,8 +291,10 @@ class CellDynamicsDataModule(L.LightningDataModule):
         spec = self.series.spec
         t0 = spec.value_of(self.predict_source_time)
         t1 = spec.value_of(self.predict_target_time)
-        chunks = [{"x": torch.from_numpy(self.series.x[rows[i:i + 4096]]), "t0": t0, "t1": t1}
-                  for i in range(0, len(rows), 4096)]
+        chunks = [
+            {"x": torch.from_numpy(self.series.x[rows[i : i + 4096]]), "t0": t0, "t1": t1}
+            for i in range(0, len(rows), 4096)
+        ]
         return DataLoader(chunks, batch_size=None, collate_fn=_identity)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
@@ -240,8 +310,11 @@ class CellDynamicsDataModule(L.LightningDataModule):
         obs = self._obs.iloc[rows].copy()
         key = self.series.spec.key
         obs["bioflow_source_time"] = obs[key].astype(str)
-        obs[key] = str(self.predict_target_time) if self.series.spec.kind == "ordered" else (
-            self.predict_target_time)
+        obs[key] = (
+            str(self.predict_target_time)
+            if self.series.spec.kind == "ordered"
+            else (self.predict_target_time)
+        )
         if self.series.use_rep is None:
             out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self._var_names))
         else:
@@ -270,8 +343,11 @@ class CellDynamicsDataModule(L.LightningDataModule):
         return DataLoader(ds, batch_size=None, num_workers=self.num_workers)
 
     def val_batches(self) -> list[dict]:
-        """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets."""
-        s = self.series
+        """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets.
+
+        Drawn from :attr:`val_series` (cells held out of training) when set.
+        """
+        s = self.val_series if self.val_series is not None else self.series
         rng = np.random.default_rng(self.seed + 1)
 
         def cells(k):
@@ -282,18 +358,31 @@ class CellDynamicsDataModule(L.LightningDataModule):
 
         out = []
         for a, b in s.intervals():
-            out.append({"x0": cells(a), "x1": cells(b), "t0": s.spec.values[a],
-                        "t1": s.spec.values[b], "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
-                        "holdout": False})
+            out.append(
+                {
+                    "x0": cells(a),
+                    "x1": cells(b),
+                    "t0": s.spec.values[a],
+                    "t1": s.spec.values[b],
+                    "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
+                    "holdout": False,
+                }
+            )
         for h in sorted(set(range(len(s.spec.labels))) - set(s.kept)):
             prev = [k for k in s.kept if k < h]
             if prev:
                 a = prev[-1]
-                out.append({"x0": cells(a), "x1": cells(h), "t0": s.spec.values[a],
-                            "t1": s.spec.values[h], "name": f"holdout_{s.spec.labels[h]}",
-                            "holdout": True})
+                out.append(
+                    {
+                        "x0": cells(a),
+                        "x1": cells(h),
+                        "t0": s.spec.values[a],
+                        "t1": s.spec.values[h],
+                        "name": f"holdout_{s.spec.labels[h]}",
+                        "holdout": True,
+                    }
+                )
         return out
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_batches(), batch_size=None, collate_fn=_identity)
-

@@ -18,3 +18,7 @@ __all__ += ["fit_sequence_classifier", "fit_sequence_flow", "sample_sequences"]
 from bioflow.tl.meta import evaluate_populations, fit_meta_flow, predict_population  # noqa: E402
 
 __all__ += ["evaluate_populations", "fit_meta_flow", "predict_population"]
+
+from bioflow.tl.velocity import fate_probabilities, velocity, velocity_embedding  # noqa: E402
+
+__all__ += ["fate_probabilities", "velocity", "velocity_embedding"]
