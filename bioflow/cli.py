@@ -210,6 +210,7 @@ def _quiet_cli():
             warnings.simplefilter("ignore", FutureWarning)
             for pattern in (
                 ".*LeafSpec.*",
+                ".*args parameter is intended.*",
                 ".*does not have many workers.*",
                 ".*GPU available but not used.*",
                 ".*Couldn't infer the batch.*",
