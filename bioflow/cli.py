@@ -22,6 +22,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from bioflow.callbacks import PredictionWriter
 from bioflow.models.base import FlowMatchingModule, _read_checkpoint
+from bioflow.tl._train import connect
 
 
 def _data_spec(dm) -> dict | None:
@@ -104,6 +105,8 @@ class BioflowCLI(LightningCLI):
             add_tensorboard(trainer)
 
     def before_fit(self) -> None:
+        # the coupling reaches the loader workers by this explicit call (see tl._train.connect)
+        connect(self.model, self.datamodule)
         use_fit_progress_bar(self.trainer)
         print(f"bioflow: run directory {run_directory(self.trainer)}", flush=True)
 

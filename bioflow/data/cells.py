@@ -5,44 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bioflow.data.anndata import CellTimeSeries, read_time_series
-from bioflow.data.builtin import read_adata
-from bioflow.data.streams import SeededBatchStream, draw_rows
+from bioflow.core.couplings.intervals import couple_intervals
+from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata
+from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 from bioflow.data.streams import identity_collate as _identity
-
-
-def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = None) -> dict:
-    """Apply ``coupling`` to every interval of a batch from :class:`CellPairDataset`.
-
-    Parameters
-    ----------
-    coupling
-        A :class:`~bioflow.core.Coupling`.
-    batch
-        ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,)}``.
-    generator
-        Torch generator for couplings that sample.
-
-    Returns
-    -------
-    dict
-        The batch with ``x1`` re-ordered into pairs, ``"weight"`` ``(I, B)`` when the
-        coupling weights pairs, and ``"paired": True``.
-    """
-    x1s, ws = [], []
-    for i in range(batch["x0"].shape[0]):
-        cb = coupling(batch["x0"][i], batch["x1"][i], generator=generator)
-        x1s.append(cb.x1)
-        ws.append(cb.weight)
-    out = dict(batch, x1=torch.stack(x1s), paired=True)
-    if ws[0] is not None:
-        out["weight"] = torch.stack(ws)
-    return out
+from bioflow.data.timecourse import CellTimeSeries, read_time_series
 
 
 def split_series(
@@ -169,7 +140,7 @@ class CellPairDataset(SeededBatchStream):
         return batch
 
 
-class CellDynamicsDataModule(L.LightningDataModule):
+class CellDynamicsDataModule(StreamDataModule):
     """LightningDataModule over a time-series AnnData (in memory or an ``.h5ad`` path).
 
     Training batches hold one minibatch per consecutive pair of kept times.  Validation
@@ -251,7 +222,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
         self.val_cells = val_cells
         self.num_workers = num_workers
         self.seed = seed
-        self.coupling = None  # set by the model when coupling runs in the loader workers
+        self.coupling = None  # see set_coupling
         self.val_series = None  # held-out cells for validation (split_series); else series
 
     @classmethod
@@ -266,7 +237,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
     ) -> CellDynamicsDataModule:
         """Build the DataModule from an already validated :class:`CellTimeSeries`."""
         dm = cls.__new__(cls)
-        L.LightningDataModule.__init__(dm)
+        StreamDataModule.__init__(dm)
         dm._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
         dm.predict_source_time = dm.predict_target_time = dm.predict_output = None
         return dm
@@ -275,12 +246,8 @@ class CellDynamicsDataModule(L.LightningDataModule):
         if self.predict_source_time is None or self.predict_target_time is None:
             raise ValueError("set data.predict_source_time and data.predict_target_time to predict")
         spec = self.series.spec
-        k = [
-            i
-            for i, lab in enumerate(spec.labels)
-            if lab == self.predict_source_time or str(lab) == str(self.predict_source_time)
-        ]
-        if not k:
+        k = np.flatnonzero(match_labels(spec.labels, self.predict_source_time))
+        if not len(k):
             raise ValueError(
                 f"predict_source_time {self.predict_source_time!r} is not one of {spec.labels}"
             )
@@ -299,9 +266,6 @@ class CellDynamicsDataModule(L.LightningDataModule):
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
         """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
-        import anndata as ad
-        import pandas as pd
-
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
@@ -315,12 +279,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
             if self.series.spec.kind == "ordered"
             else (self.predict_target_time)
         )
-        if self.series.use_rep is None:
-            out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self._var_names))
-        else:
-            out = ad.AnnData(obs=obs)
-            out.obsm[self.series.use_rep] = x
-        out.write_h5ad(path)
+        cells_to_anndata(x, obs, self.series.use_rep, self._var_names).write_h5ad(path)
         return path
 
     @property
@@ -333,14 +292,20 @@ class CellDynamicsDataModule(L.LightningDataModule):
         """Description of the data stored in a fitted model."""
         return self.series.data_spec()
 
-    def train_dataloader(self) -> DataLoader:
-        ds = CellPairDataset(
+    def set_coupling(self, coupling) -> None:
+        """Couple every training batch with ``coupling`` in the loader (``None``: don't).
+
+        ``tl.fit_dynamics`` and the CLI call it with the model's coupling when
+        ``num_workers > 0``, so the (CPU) coupling runs in the loader workers and
+        overlaps the training step; batches then arrive with ``"paired": True`` and the
+        model does not couple them again.
+        """
+        self.coupling = coupling
+
+    def make_stream(self) -> CellPairDataset:
+        return CellPairDataset(
             self.series, self.batch_size, self.steps_per_epoch, self.seed, self.coupling
         )
-        if self.trainer is not None:
-            ds.start_index = self.trainer.global_step
-        self._train_dataset = ds
-        return DataLoader(ds, batch_size=None, num_workers=self.num_workers)
 
     def val_batches(self) -> list[dict]:
         """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets.

@@ -91,6 +91,30 @@ def make_trainer(
     return trainer
 
 
+def connect(model, datamodule) -> None:
+    """Wire a model to its DataModule before fitting, by explicit calls only.
+
+    With loader workers (``datamodule.num_workers > 0``) a DataModule that offers
+    ``set_coupling`` receives the model's ``coupling``, so the coupling runs in the
+    workers and overlaps the training step; otherwise the model couples in its step.
+    Models never reach into the DataModule themselves.
+
+    Parameters
+    ----------
+    model
+        A :class:`~bioflow.models.base.FlowMatchingModule`.
+    datamodule
+        The LightningDataModule it will be fitted on.
+    """
+    coupling = getattr(model, "coupling", None)
+    if (
+        coupling is not None
+        and hasattr(datamodule, "set_coupling")
+        and getattr(datamodule, "num_workers", 0) > 0
+    ):
+        datamodule.set_coupling(coupling)
+
+
 def run_fit(trainer: L.Trainer, model, datamodule):
     """``trainer.fit`` with Lightning's chatter scoped to the call; sets ``model.history``.
 
@@ -98,6 +122,7 @@ def run_fit(trainer: L.Trainer, model, datamodule):
     loss (every few steps) and the validation metrics (``val/...``) when validation ran.
     The model is returned in eval mode.
     """
+    connect(model, datamodule)
     with quiet_fit():
         trainer.fit(model, datamodule=datamodule)
     rec = getattr(trainer, "bioflow_history", None)

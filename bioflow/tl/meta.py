@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioflow.data.populations import PopulationDataModule, match_value, read_populations
+from bioflow.data.anndata import match_labels, read_representation
+from bioflow.data.populations import PopulationDataModule, read_populations
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
 from bioflow.tl._predicted import predicted_anndata
 from bioflow.tl._train import check_validation, make_trainer, record, run_fit
@@ -167,18 +168,6 @@ def _spec(model: MetaFlowMatching) -> dict:
     return spec
 
 
-def _read_rep(spec: dict, adata, rows: np.ndarray | None = None) -> np.ndarray:
-    from bioflow.data.anndata import read_representation
-
-    x = read_representation(adata, spec["use_rep"], rows=rows)
-    if x.shape[1] != spec["dim"]:
-        where = "adata.X" if spec["use_rep"] is None else f"adata.obsm[{spec['use_rep']!r}]"
-        raise ValueError(
-            f"{where} has {x.shape[1]} features; the model was fitted on {spec['dim']}"
-        )
-    return x
-
-
 def _condition_index(spec: dict, condition: Any) -> int | None:
     conds = spec["conditions"]
     if not conds:
@@ -280,7 +269,7 @@ def predict_population(
     cidx = _condition_index(spec, condition)
     src_key = spec["source_key"]
     if src_key in adata.obs:
-        rows = np.flatnonzero(match_value(adata.obs[src_key], spec["source_value"]))
+        rows = np.flatnonzero(match_labels(adata.obs[src_key], spec["source_value"]))
         if len(rows) == 0:
             raise ValueError(
                 f"adata has no initial cells (obs[{src_key!r}] == {spec['source_value']!r})"
@@ -289,7 +278,7 @@ def predict_population(
         rows = np.arange(adata.n_obs)
         if len(rows) == 0:
             raise ValueError("adata has no cells")
-    x = _read_rep(spec, adata, rows)
+    x = read_representation(adata, spec["use_rep"], rows=rows, dim=spec["dim"])
     pkey = spec["population_key"]
     labels = (
         adata.obs[pkey].astype(str).to_numpy()[rows]
