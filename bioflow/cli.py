@@ -137,12 +137,12 @@ def use_fit_progress_bar(trainer: L.Trainer) -> bool:
 
     Returns whether the bar was swapped (not when the progress bar is disabled or custom).
     """
-    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 
     from bioflow.tl._progress import FitProgressBar
 
     for i, cb in enumerate(trainer.callbacks):
-        if type(cb) is TQDMProgressBar:
+        if type(cb) in (TQDMProgressBar, RichProgressBar):  # Lightning's defaults
             trainer.callbacks[i] = FitProgressBar()
             return True
     return False
