@@ -48,6 +48,20 @@ def quiet_fit() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def progress_bar(**kwargs):
+    """A tqdm bar: the notebook widget when ipywidgets is installed, else plain text.
+
+    (``tqdm.auto`` without ipywidgets warns and falls back; this skips the warning.)
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm(**kwargs)
+
+
 def _scalar(v: Any) -> float:
     return float(v.item() if hasattr(v, "item") else v)
 
@@ -80,10 +94,8 @@ class FitProgressBar(ProgressBar):
     def on_train_start(self, trainer, pl_module) -> None:
         if not self._enabled or not trainer.is_global_zero:
             return
-        from tqdm.auto import tqdm
-
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
-        self._bar = tqdm(
+        self._bar = progress_bar(
             total=total,
             initial=int(trainer.global_step),
             desc=self.description,

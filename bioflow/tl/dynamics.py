@@ -548,9 +548,9 @@ def evaluate_holdout(
     fit_kwargs["enable_progress_bar"] = False  # one bar over all fits instead
     bar = None
     if show_bar and methods and seeds:
-        from tqdm.auto import tqdm
+        from bioflow.tl._progress import progress_bar
 
-        bar = tqdm(
+        bar = progress_bar(
             total=len(interior) * len(methods) * len(seeds), desc="evaluate_holdout", unit="fit"
         )
     rows = []
