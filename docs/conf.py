@@ -102,6 +102,7 @@ nitpick_ignore_regex = [
 # --- HTML ------------------------------------------------------------------------------------
 # sphinx-book-theme: the theme of the scverse projects (scanpy, scvi-tools, moscot).
 html_theme = "sphinx_book_theme"
+html_css_files = ["custom.css"]  # examples and signatures wrap (docs/_static/custom.css)
 html_title = "bioflow"
 html_theme_options = {
     "repository_url": "https://github.com/bioflow/bioflow",

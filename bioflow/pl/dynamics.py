@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bioflow._docs import share_docs
 from bioflow.data.anndata import match_labels
 from bioflow.pl._utils import embedding_scatter, finish, get_axes
 
@@ -67,6 +68,7 @@ def _trajectory_points(adata, traj, key, params, basis, components):
     return pts[:, :, c], cells[:, c]
 
 
+@share_docs
 def trajectories(
     adata,
     *,
@@ -110,17 +112,11 @@ def trajectories(
         Only draw trajectories of cells observed at this time label (default: any cell).
     seed
         Seed of that subset.
-    ax
-        Axes to draw into (default: a new figure).
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Path to save the figure to.
+    {plot_ax_show_save}
 
     Returns
     -------
-    matplotlib.axes.Axes or None
-        The axes when ``show`` is false, else ``None`` (scanpy's convention).
+    {plot_returns_axes}
 
     Raises
     ------
@@ -197,6 +193,7 @@ def trajectories(
     return finish(ax, show, save)
 
 
+@share_docs
 def holdout(
     results,
     *,
@@ -213,17 +210,11 @@ def holdout(
         DataFrame with columns ``held_out``, ``method`` and ``metric``.
     metric
         Column to plot (``"w1"``, ``"w2"`` or ``"mmd"``).
-    ax
-        Axes to draw into (default: a new figure).
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Path to save the figure to.
+    {plot_ax_show_save}
 
     Returns
     -------
-    matplotlib.axes.Axes or None
-        The axes when ``show`` is false, else ``None`` (scanpy's convention).
+    {plot_returns_axes}
 
     Examples
     --------

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from bioflow._docs import share_docs
 from bioflow.pl._utils import finish
 
 
@@ -18,6 +19,7 @@ def _coords(adata, use_rep: str | None, dims: tuple[int, int]) -> np.ndarray:
     return x[:, list(dims)]
 
 
+@share_docs
 def populations(
     adata,
     prediction,
@@ -49,10 +51,7 @@ def populations(
         Marker size.
     ax
         A sequence of three axes to draw on (default: a new 1 x 3 figure).
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Path to save the figure to.
+    {plot_show_save}
 
     Returns
     -------

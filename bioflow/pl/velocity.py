@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bioflow._docs import share_docs
 from bioflow.pl._utils import embedding_scatter, finish, get_axes
 
 
@@ -32,6 +33,7 @@ def _grid_velocity(x: np.ndarray, v: np.ndarray, n_grid: int, smooth: float = 0.
     return gx, gy, vg[:, 0].reshape(n_grid, n_grid), vg[:, 1].reshape(n_grid, n_grid)
 
 
+@share_docs
 def velocity_embedding_stream(
     adata,
     *,
@@ -68,17 +70,11 @@ def velocity_embedding_stream(
         Stream density (matplotlib's ``streamplot``).
     n_neighbors, scale
         Projection settings when it is computed here.
-    ax
-        Axes to draw into (default: a new figure).
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Path to save the figure to.
+    {plot_ax_show_save}
 
     Returns
     -------
-    matplotlib.axes.Axes or None
-        The axes when ``show`` is false, else ``None``.
+    {plot_returns_axes}
 
     Examples
     --------
@@ -109,6 +105,7 @@ def velocity_embedding_stream(
     return finish(ax, show, save)
 
 
+@share_docs
 def fate_probabilities(
     adata,
     *,
@@ -140,10 +137,7 @@ def fate_probabilities(
     ax
         One axes per drawn fate (a sequence), or a single axes when one fate is drawn;
         default: a new figure.
-    show
-        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
-    save
-        Path to save the figure to.
+    {plot_show_save}
 
     Returns
     -------

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bioflow._docs import share_docs
 from bioflow.core.couplings.mccann import mccann_interpolant
 from bioflow.data.anndata import match_labels, read_representation
 from bioflow.data.cells import CellDynamicsDataModule, split_series
@@ -227,6 +228,7 @@ def _push_batched(
     return np.concatenate(outs, axis=1 if return_path else 0)
 
 
+@share_docs
 def predict_cells(
     model: CellFlowMatching,
     adata,
@@ -250,10 +252,7 @@ def predict_cells(
     target_time
         A time label known to the model, or a number on its clock; earlier times integrate
         backwards.
-    method, steps
-        ODE solver and steps (default: the model's).
-    batch_size
-        Cells integrated at once.
+    {solver_settings}
 
     Returns
     -------
@@ -326,6 +325,7 @@ def predict_cells(
     return out
 
 
+@share_docs
 def trajectories(
     model: CellFlowMatching,
     adata,
@@ -367,8 +367,7 @@ def trajectories(
         embedding present (``X_umap``, ``X_tsne``, ``X_draw_graph_*``...).
     n_neighbors
         Observed cells averaged to place a path point on an embedding.
-    method, steps, batch_size
-        ODE solver settings.
+    {solver_settings}
     copy
         Return a modified copy instead of writing into ``adata``.
 

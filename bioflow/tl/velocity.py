@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bioflow._docs import share_docs
 from bioflow.data.embedding import embed_velocity, group_fractions, velocity_inputs
 from bioflow.models.dynamics import CellFlowMatching
 from bioflow.tl._train import record
@@ -160,6 +161,7 @@ def _stochastic_push(model) -> bool:
         return False
 
 
+@share_docs
 def fate_probabilities(
     model: CellFlowMatching,
     adata,
@@ -206,8 +208,7 @@ def fate_probabilities(
         Observed cells at ``target_time`` voting for an endpoint's group.
     seed
         Seed of the stochastic draws.
-    method, steps, batch_size
-        Solver settings (default: the model's).
+    {solver_settings}
     key_added
         ``.obsm[key_added]`` receives a :class:`pandas.DataFrame` (cells x groups, rows
         summing to 1); parameters go to ``adata.uns["bioflow"][key_added]``.
