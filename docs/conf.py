@@ -83,7 +83,7 @@ autodoc_inherit_docstrings = False  # Lightning's hook docstrings point into its
 nitpicky = True
 _EXTERNAL = (
     r"(torch|np|numpy|pd|pandas|anndata|ad|lightning|L|pl|matplotlib|mpl|plt|scipy|ot|"
-    r"torch_geometric|collections|typing|os|pathlib|jsonargparse|torchdiffeq|numba|"
+    r"torch_geometric|collections|typing|os|pathlib|jsonargparse|torchdiffeq|numba|scanpy|sc|tqdm|"
     r"Tensor|nn|optim)(\..*)?"
 )
 nitpick_ignore_regex = [
