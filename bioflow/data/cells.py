@@ -176,7 +176,7 @@ class CellDynamicsDataModule(StreamDataModule):
         Arguments of the generator when ``adata`` is ``"builtin:<name>"``.
     time_bins
         Cut a continuous ``time_key`` into bins (a number of bins or the edges); see
-        :func:`~bioflow.data.resolve_time`.
+        ``bioflow.data.resolve_time``.
 
     Examples
     --------
@@ -310,7 +310,7 @@ class CellDynamicsDataModule(StreamDataModule):
     def val_batches(self) -> list[dict]:
         """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets.
 
-        Drawn from :attr:`val_series` (cells held out of training) when set.
+        Drawn from ``val_series`` (cells held out of training) when set.
         """
         s = self.val_series if self.val_series is not None else self.series
         rng = np.random.default_rng(self.seed + 1)

@@ -105,8 +105,8 @@ def pca_decoder(
     Returns
     -------
     decoder, reason
-        The :class:`PCADecoder` and ``""``, or ``None`` and a sentence saying why not and
-        how to get genes.
+        The :class:`~bioflow.data.embedding.PCADecoder` and ``""``, or ``None`` and a
+        sentence saying why not and how to get genes.
     """
     how = (
         "to get predictions in gene space, fit the model on the output of sc.pp.pca "

@@ -262,7 +262,7 @@ def read_time_series(
         Time labels to leave out of training (for leave-one-timepoint-out).
     time_bins
         Cut a continuous time into bins: a number of bins (equal numbers of cells) or the
-        bin edges; see :func:`resolve_time`.
+        bin edges; see ``resolve_time``.
 
     Returns
     -------

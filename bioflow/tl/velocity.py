@@ -95,7 +95,7 @@ def velocity_embedding(
     key_added: str | None = None,
     copy: bool = False,
 ):
-    """Project velocities written by :func:`velocity` onto a 2-D embedding, as scVelo does.
+    """Project the velocities of :func:`bioflow.tl.velocity` onto a 2-D embedding like scVelo.
 
     For each cell the transition probabilities to its ``n_neighbors`` nearest cells (in
     the velocity's space) are ``softmax(scale * cos(v_i, x_j - x_i))``; the embedded
