@@ -7,16 +7,15 @@ from ``adata.uns["<key>_colors"]`` (scanpy's default palettes otherwise).
 """
 
 from bioflow.pl.dynamics import holdout, trajectories
+from bioflow.pl.meta import populations
+from bioflow.pl.sequence import sequence_logo
+from bioflow.pl.velocity import fate_probabilities, velocity_embedding_stream
 
-__all__ = ["holdout", "trajectories"]
-from bioflow.pl.sequence import sequence_logo  # noqa: E402
-
-__all__ += ["sequence_logo"]
-
-from bioflow.pl.meta import populations  # noqa: E402
-
-__all__ += ["populations"]
-
-from bioflow.pl.velocity import fate_probabilities, velocity_embedding_stream  # noqa: E402
-
-__all__ += ["fate_probabilities", "velocity_embedding_stream"]
+__all__ = [
+    "fate_probabilities",
+    "holdout",
+    "populations",
+    "sequence_logo",
+    "trajectories",
+    "velocity_embedding_stream",
+]

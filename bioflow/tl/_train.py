@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ProgressBar
 
 from bioflow.tl._progress import FitProgressBar, HistoryRecorder, history_frame, quiet_fit
@@ -91,6 +93,66 @@ def make_trainer(
     return trainer
 
 
+M = TypeVar("M", bound=L.LightningModule)
+
+
+def fit_model(
+    build: Callable[[], M],
+    datamodule: L.LightningDataModule,
+    *,
+    max_steps: int,
+    seed: int,
+    trainer_kwargs: dict | None = None,
+    validate: bool = False,
+    monitor: str = "val/loss",
+    patience: int = 0,
+) -> M:
+    """The fit recipe of every ``tl.fit_*``: trainer, seed, build, connect, fit.
+
+    Builds the quiet trainer of :func:`make_trainer` (which seeds everything with
+    ``seed``; one progress bar over the fit), builds the model with ``build()`` under
+    ``torch.manual_seed(seed)`` without disturbing the caller's random state, wires it to
+    ``datamodule`` with :func:`connect`, fits it (Lightning's chatter scoped to the call)
+    and returns it in eval mode with ``model.history``.
+
+    Parameters
+    ----------
+    build
+        Zero-argument callable that returns the model.
+    datamodule
+        The LightningDataModule to fit on.
+    max_steps
+        Optimiser steps (>= 1).
+    seed
+        Seed of the trainer, the initialisation and the batches.
+    trainer_kwargs
+        Overrides of the trainer defaults (``accelerator``, ``logger``, ...).
+    validate
+        Run the DataModule's validation every epoch of its stream.
+    monitor, patience
+        Early stopping on ``monitor`` after ``patience`` validations without improvement
+        (``patience=0``: none).
+
+    Returns
+    -------
+    lightning.LightningModule
+        The fitted model, in eval mode; ``model.history`` is a :class:`pandas.DataFrame`
+        of the training loss and validation metrics by step.
+    """
+    trainer = make_trainer(
+        max_steps,
+        seed,
+        validate=validate,
+        monitor=monitor,
+        patience=patience,
+        **dict(trainer_kwargs or {}),
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build()
+    return run_fit(trainer, model, datamodule)
+
+
 def connect(model, datamodule) -> None:
     """Wire a model to its DataModule before fitting, by explicit calls only.
 
@@ -143,7 +205,7 @@ def _plain(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): _plain(x) for k, x in v.items()}
     if v is None:
-        return "None"
+        return None
     if hasattr(v, "item"):
         return v.item()
     return v if isinstance(v, str | int | float | bool) else str(v)

@@ -17,7 +17,7 @@ from bioflow.data.embedding import knn_map
 from bioflow.data.timecourse import CellTimeSeries, TimeSpec, read_time_series
 from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
 from bioflow.tl._predicted import embedding_keys, predicted_anndata
-from bioflow.tl._train import check_validation, make_trainer, record, run_fit
+from bioflow.tl._train import check_validation, fit_model, record
 
 
 def _fit_series(
@@ -36,31 +36,27 @@ def _fit_series(
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
     patience = check_validation(validation_fraction, early_stopping)
-    train, val = (series, None)
+    train, val = series, None
     if validation_fraction > 0:
         train, val = split_series(series, validation_fraction, seed)
-    dm = CellDynamicsDataModule.from_series(
-        train, batch_size=batch_size, num_workers=num_workers, seed=seed
-    )
+    dm = CellDynamicsDataModule(train, batch_size=batch_size, num_workers=num_workers, seed=seed)
     dm.val_series = val
     values = series.spec.values
     span = max(values) - min(values)
     kwargs = dict(time_max_period=max(2.0 * span, 1.0))
     kwargs.update(model_kwargs)
-    trainer = make_trainer(
-        max_steps,
-        seed,
+    return fit_model(
+        lambda: CellFlowMatching(
+            dim=series.dim, method=method, data_spec=series.data_spec().to_dict(), **kwargs
+        ),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
         validate=val is not None,
         monitor="val/w1",
         patience=patience,
-        **trainer_kwargs,
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = CellFlowMatching(
-            dim=series.dim, method=method, data_spec=series.data_spec(), **kwargs
-        )
-    return run_fit(trainer, model, dm)
 
 
 def fit_dynamics(

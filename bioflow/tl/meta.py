@@ -13,7 +13,7 @@ from bioflow.data.anndata import match_labels, read_representation
 from bioflow.data.populations import PopulationDataModule, read_populations
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
 from bioflow.tl._predicted import predicted_anndata
-from bioflow.tl._train import check_validation, make_trainer, record, run_fit
+from bioflow.tl._train import check_validation, fit_model, record
 
 
 def fit_meta_flow(
@@ -116,46 +116,41 @@ def fit_meta_flow(
                 f"({len(pops)} available)"
             )
         val_pops = sorted(np.random.default_rng(seed).choice(pops, n_val, replace=False))
-    pset = read_populations(
-        adata,
-        population_key,
-        source_key,
-        source_value,
-        condition_key,
-        use_rep,
-        [*exclude_populations, *val_pops],
-        min_source_cells=k + 1 if method == "mfm" else 1,
-    )
-    embed_cells = kwargs.setdefault("embed_cells", max(512, k + 1))
     dm = PopulationDataModule(
-        pset,
+        adata,
+        population_key=population_key,
+        source_key=source_key,
+        source_value=source_value,
+        condition_key=condition_key,
+        use_rep=use_rep,
+        exclude_populations=[*exclude_populations, *val_pops],
+        min_source_cells=k + 1 if method == "mfm" else 1,
         populations_per_step=populations_per_step,
         cells_per_population=cells_per_population,
-        embed_cells=embed_cells,
+        embed_cells=kwargs.setdefault("embed_cells", max(512, k + 1)),
         num_workers=num_workers,
         seed=seed,
     )
+    pset = dm.pset
     if val_pops:
         dm.val_problems = [pr for pr in pset.held_out if pr.population in set(val_pops)]
-    trainer = make_trainer(
-        max_steps,
-        seed,
-        validate=bool(val_pops),
-        monitor="val/w1",
-        patience=patience,
-        **trainer_kwargs,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = MetaFlowMatching(
+    return fit_model(
+        lambda: MetaFlowMatching(
             dim=pset.dim,
             method=method,
             n_conditions=len(pset.conditions),
             n_populations=len(pset.populations),
-            data_spec=pset.data_spec(),
+            data_spec=dm.data_spec,
             **kwargs,
-        )
-    return run_fit(trainer, model, dm)
+        ),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
+        validate=bool(val_pops),
+        monitor="val/w1",
+        patience=patience,
+    )
 
 
 def _spec(model: MetaFlowMatching) -> dict:

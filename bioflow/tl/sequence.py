@@ -10,7 +10,7 @@ import torch
 
 from bioflow.data.sequences import SequenceDataModule, load_sequences, resolve_alphabet
 from bioflow.models.sequence import SEQUENCE_OBJECTIVES, SequenceFlow, SequencePredictor
-from bioflow.tl._train import check_validation, make_trainer, run_fit
+from bioflow.tl._train import check_validation, fit_model
 
 
 def fit_sequence_flow(
@@ -75,18 +75,16 @@ def fit_sequence_flow(
     kwargs = dict(model_kwargs or {})
     if letters == resolve_alphabet("protein"):
         kwargs.setdefault("backbone", "transformer")
-    trainer = make_trainer(
-        max_steps,
-        seed,
+    return fit_model(
+        lambda: SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
         validate=validation_fraction > 0,
         monitor="val/loss",
         patience=patience,
-        **trainer_kwargs,
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs)
-    return run_fit(trainer, model, dm)
 
 
 def sample_sequences(
@@ -245,7 +243,7 @@ def fit_sequence_classifier(
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     patience = check_validation(validation_fraction, early_stopping)
     letters = resolve_alphabet(alphabet)
-    seqs, _ = load_sequences(sequences, letters)
+    seqs, _ = load_sequences(sequences)
     y = np.asarray(targets)
     if y.shape[0] != len(seqs):
         raise ValueError(f"targets has {y.shape[0]} entries for {len(seqs)} sequences")
@@ -267,15 +265,13 @@ def fit_sequence_classifier(
         seed=seed,
         val_fraction=validation_fraction,
     )
-    trainer = make_trainer(
-        max_steps,
-        seed,
+    return fit_model(
+        lambda: SequencePredictor(letters, n_outputs=n_out, task=task, **(model_kwargs or {})),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
         validate=validation_fraction > 0,
         monitor="val/loss",
         patience=patience,
-        **trainer_kwargs,
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        clf = SequencePredictor(letters, n_outputs=n_out, task=task, **(model_kwargs or {}))
-    return run_fit(trainer, clf, dm)
