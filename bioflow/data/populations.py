@@ -256,7 +256,8 @@ class PopulationDataModule(StreamDataModule):
         return out
 
     def val_dataloader(self) -> DataLoader:
-        probs = self.pset.held_out or self.pset.problems[: self.val_populations]
+        probs = getattr(self, "val_problems", None)  # set by tl.fit_meta_flow's split
+        probs = probs or self.pset.held_out or self.pset.problems[: self.val_populations]
         batches = self._problem_batches(probs, self.seed + 1)
         return self.batches_loader(batches)
 
