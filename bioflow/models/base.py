@@ -61,8 +61,8 @@ class FlowMatchingModule(L.LightningModule):
         self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "constant"
     ) -> None:
         super().__init__()
-        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
         if not (
             isinstance(weight_decay, int | float)
             and math.isfinite(weight_decay)
