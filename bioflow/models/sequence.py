@@ -10,7 +10,7 @@ from torch import Tensor
 from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import sequence_cross_entropy
 from bioflow.core.paths.simplex import GumbelSoftmaxPath, sample_gumbel
-from bioflow.core.solvers.simplex import simplex_euler
+from bioflow.core.solvers.simplex import gumbel_softmax_ode
 from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
@@ -71,7 +71,7 @@ class SequenceFlow(FlowMatchingModule):
         hidden: int = 128,
         n_layers: int = 5,
         tau_max: float = 10.0,
-        lam: float = 3.0,
+        lam: float = 5.0,
         beta: float = 2.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -219,9 +219,17 @@ class SequenceFlow(FlowMatchingModule):
             x0 = self.path.prior_sample(
                 m, self.seq_len, self.n_letters, generator=generator, device=self.device
             )
-            field = self.velocity if guide is None else guide(self.velocity)
-            out.append(simplex_euler(field, x0, steps=steps))
+            out.append(gumbel_softmax_ode(self._posterior(guide), self.path, x0, steps=steps))
         return torch.cat(out)
+
+    def _posterior(self, guide: STGuidance | None) -> Callable[[Tensor, Tensor], Tensor]:
+        """``p(t, x)``: the clean-letter law of the network, tilted by ``guide`` if given."""
+
+        def post(t: Tensor, x: Tensor) -> Tensor:
+            logits = self(t.expand(x.shape[0]), x)
+            return torch.softmax(logits if guide is None else guide.tilt(logits), -1)
+
+        return post
 
     def _renoise(self, m: int, steps: int, generator, guide: STGuidance | None) -> Tensor:
         K = self.n_letters

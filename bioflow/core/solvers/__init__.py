@@ -3,6 +3,10 @@
 from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
 
 __all__ = ["ODE_METHODS", "ODESolver", "integrate"]
-from bioflow.core.solvers.simplex import project_simplex, simplex_euler  # noqa: E402
+from bioflow.core.solvers.simplex import (  # noqa: E402
+    gumbel_softmax_ode,
+    project_simplex,
+    simplex_euler,
+)
 
-__all__ += ["project_simplex", "simplex_euler"]
+__all__ += ["gumbel_softmax_ode", "project_simplex", "simplex_euler"]
