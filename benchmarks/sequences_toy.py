@@ -95,7 +95,7 @@ def sample_kl(post, path, probs, n, L, K, steps, seed, chunk=4096):
 def run_k(K, seed, a):
     torch.set_num_threads(a.threads)
     # plug-in KL of n draws is biased by about (K - 1) / (2 n): grow n with K
-    n_tr, n_ge = max(a.n_train, 100 * K), max(a.n_gen, 40 * K)
+    n_tr, n_ge = max(a.n_train, 100 * K), max(a.n_gen, 20 * K)
     seqs, probs, alphabet = bioflow.datasets.categorical_toy(K, n=n_tr, seed=seed)
     tokens = torch.as_tensor(encode(seqs, alphabet), dtype=torch.long)
     L = tokens.shape[1]
@@ -139,7 +139,7 @@ def main(argv=None):
     ap.add_argument("--ks", default="20,40,60,80,100,120,140,160,512")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--sample-steps", default="10,50,200")
-    ap.add_argument("--train-steps", type=int, default=400)
+    ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--hidden", type=int, default=64)

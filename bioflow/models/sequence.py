@@ -22,9 +22,11 @@ SEQUENCE_BACKBONES = ("cnn", "transformer")
 class SequenceFlow(FlowMatchingModule):
     """Gumbel-Softmax flow matching on the simplex for sequences of letters.
 
-    The network sees ``x_t`` (as its centred noisy logits ``tau * log x``, plus ``x``) and
-    predicts per-position logits of the clean letter ``p_theta``; the velocity is
-    ``(lam / tau) x_i (p_i - <p, x>)``.
+    The network sees ``x_t`` (as its centred noisy logits ``c(t) log x``, plus ``x``); its
+    output plus the exact per-position log-likelihood ``log p_t(x_l | k)`` are the logits of
+    the clean-letter posterior ``p_theta``.  The velocity is the path's marginal velocity
+    with that posterior (:meth:`~bioflow.core.paths.simplex.GumbelSoftmaxPath.model_velocity`),
+    integrated by :func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`.
 
     Parameters
     ----------
@@ -109,7 +111,8 @@ class SequenceFlow(FlowMatchingModule):
         """Clean-letter logits ``(n, L, K)`` at times ``t`` ``(n,)`` and points ``x``."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
         feats = torch.cat([self.path.log_odds_features(x, t), x], dim=-1)
-        return self.net(t, feats)
+        # exact per-position likelihood + learned log P(k_l | rest): see path.log_likelihood
+        return self.net(t, feats) + self.path.log_likelihood(x, t)
 
     def velocity(self, t: Tensor, x: Tensor) -> Tensor:
         """Model velocity ``(n, L, K)``; sums to zero over the alphabet."""

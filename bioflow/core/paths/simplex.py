@@ -313,6 +313,17 @@ class GumbelSoftmaxPath:
         log_em1 = torch.log(torch.expm1(rho).clamp_min(1e-30))
         return log_prior - K * torch.logaddexp(lse.expand_as(z), log_em1 - z)
 
+    def log_likelihood(self, x: Tensor, t: Tensor) -> Tensor:
+        """``log p_t(x | k) + const`` for every letter ``k``, shape ``(n, L, K)``.
+
+        The posterior with a uniform prior (:meth:`posterior_logits` with ``log_prior = 0``).
+        Since the noise is independent per position, ``P(k_l | x) ∝ P(k_l | x_{-l}) p_t(x_l |
+        k_l)``: a network that adds these log-likelihoods to its output only has to learn
+        ``log P(k_l | x_{-l})`` (the letter law given the other positions).
+        """
+        z = self.logits_from_x(x, t)
+        return self.posterior_logits(z, t, torch.zeros((), dtype=z.dtype, device=z.device))
+
     def vertex_error(self, target: Tensor, K: int, gumbel: Tensor) -> Tensor:
         """``1 - x_1[k]`` ``(n, L)`` at ``t = 1`` for letters ``(n, L)``, noise ``(n, L, K)``."""
         x1 = self.interpolate(target, K, torch.ones(target.shape[0]), gumbel)
