@@ -169,8 +169,8 @@ class SequenceFlow(FlowMatchingModule):
             tilted by ``gamma`` times the straight-through reward gradient and the
             ``n_guidance_samples`` draws from that tilt are importance-resampled
             (:meth:`~bioflow.core.guidance.STGuidance.draw`).
-            With ``method="euler"`` ``gamma`` times the gradient w.r.t. ``x_t`` is added to
-            the velocity.
+            With ``method="euler"`` the clean-letter logits of every ODE step are tilted
+            the same way (:meth:`~bioflow.core.guidance.STGuidance.tilt`).
         n_guidance_samples
             ``M``, hard sequences drawn per step to estimate the gradient (and, with
             ``"renoise"``, the candidates of the importance resampling).
@@ -183,12 +183,10 @@ class SequenceFlow(FlowMatchingModule):
             ``k ~ p_theta(x_t)`` and redraw ``x`` on the path from them with fresh Gumbel
             noise (a blocked Gibbs sampler of the joint law of letters and ``x``, whose
             letter marginal is the data law); returns one-hot letters.  ``"euler"``: the
-            GSFM sampler, Euler steps of the velocity ``(lam / tau) x (p - <p, x>)`` on the
-            simplex.  Trade-off (``benchmarks/results/sequences_*.json``): renoise matches
-            per-position laws (toy KL 0.005-0.015 at K = 20-512, Euler 0.18-0.49: it
-            concentrates on the mode) and carries guidance well, but its per-position
-            draws lose some dependence between positions (unguided motif share 0.10 vs
-            the data's 0.31; Euler 0.36).
+            GSFM ODE (:func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`): the
+            path's marginal velocity with ``p_theta`` as the clean-letter posterior, from
+            the prior ``softmax(g / (beta tau_max))`` to the vertices; it carries the path's
+            marginals (toy KL: ``benchmarks/results/sequences_toy.json``).
 
         Returns
         -------
