@@ -70,7 +70,7 @@ def sequence_logo(
     --------
     >>> import bioflow
     >>> ax = bioflow.pl.sequence_logo(["ACGT", "ACGA", "ACTA"], show=False)
-    >>> round(ax.get_ylim()[1], 1), [int(t) for t in ax.get_xticks()]
+    >>> float(ax.get_ylim()[1]), [int(t) for t in ax.get_xticks()]
     (2.0, [1, 2, 3, 4])
     """
     import logomaker
