@@ -25,7 +25,7 @@ def test_law_at_t0_is_the_sampler_prior_for_every_letter():
     g = sample_gumbel((n, 1, K), generator=torch.Generator().manual_seed(0))
     prior = torch.softmax(g / (path.beta * path.tau_max), -1)
     for k in range(K):
-        x0 = path.sample(torch.full((n, 1), k), K, torch.zeros(n), gumbel=g).x_t
+        x0 = path.sample(g, torch.full((n, 1), k), torch.zeros(n)).x_t
         assert torch.allclose(x0, prior, atol=1e-6)  # same noise, same point: no letter info
     # and prior_sample draws that law: mean of the largest coordinate agrees
     xs = path.prior_sample(n, 1, K, generator=torch.Generator().manual_seed(1))
@@ -54,7 +54,7 @@ def test_argmax_of_x_t_follows_the_uniform_mixture_path():
     gen = torch.Generator().manual_seed(3)
     k = torch.zeros(n, 1, dtype=torch.long)
     for t in (0.0, 0.3, 0.7):
-        x = path.sample(k, K, torch.tensor(t), generator=gen).x_t
+        x = path.sample(None, k, torch.tensor(t), K=K, generator=gen).x_t
         hit = (x.argmax(-1) == 0).float().mean().item()
         kappa = (1 - path.delta) * t
         assert abs(hit - (kappa + (1 - kappa) / K)) < 0.01
@@ -68,8 +68,8 @@ def test_conditional_velocity_is_the_time_derivative_of_the_path():
     g = sample_gumbel((n, 3, K), generator=gen, dtype=torch.float64)
     t = torch.rand(n, generator=gen, dtype=torch.float64) * 0.9 + 0.05
     h = 1e-5
-    fd = (path.sample(k, K, t + h, gumbel=g).x_t - path.sample(k, K, t - h, gumbel=g).x_t) / (2 * h)
-    ps = path.sample(k, K, t, gumbel=g)
+    fd = (path.sample(g, k, t + h).x_t - path.sample(g, k, t - h).x_t) / (2 * h)
+    ps = path.sample(g, k, t)
     rel = (ps.u_t - fd).norm() / fd.norm()
     assert rel < 1e-5
     # the same from x alone (what conditional_velocity gets)
@@ -129,7 +129,7 @@ def test_ode_with_exact_posterior_carries_the_path_marginals():
     assert xs.shape == (41, n, L, K)
     # at t = 0.5 the ODE state has the path's law (compare the mean point per position)
     k = torch.stack([torch.multinomial(torch.tensor(p), n, True, generator=gen) for p in probs], 1)
-    ref = path.sample(k, K, torch.tensor(0.5), generator=gen).x_t
+    ref = path.sample(None, k, torch.tensor(0.5), K=K, generator=gen).x_t
     assert (xs[20].mean(0) - ref.mean(0)).abs().max() < 0.01
     # at t = 1 the letters follow the target law (plug-in floor (K - 1) / (2 n) ~ 1e-4)
     assert marginal_kl(xs[-1].argmax(-1).numpy(), probs) < 2e-3
@@ -156,8 +156,10 @@ def test_ode_rejects_bad_input():
         gumbel_softmax_ode(lambda t, x: x, path, x0[0], steps=3)
     with pytest.raises(ValueError, match="delta"):
         GumbelSoftmaxPath(delta=1.0)
-    with pytest.raises(ValueError, match="gumbel"):
-        path.sample(torch.zeros(2, 3, dtype=torch.long), 4, gumbel=torch.zeros(2, 3, 5))
+    with pytest.raises(ValueError, match="x0"):
+        path.sample(torch.zeros(2, 3, 5), torch.zeros(2, 3, dtype=torch.long), K=4)
+    with pytest.raises(ValueError, match="K"):
+        path.sample(None, torch.zeros(2, 3, dtype=torch.long))
 
 
 def test_score_objective_is_minimised_by_the_exact_posterior():
@@ -168,7 +170,7 @@ def test_score_objective_is_minimised_by_the_exact_posterior():
     gen = torch.Generator().manual_seed(7)
     pi = torch.tensor([0.6, 0.25, 0.1, 0.05])
     k = torch.multinomial(pi, n, True, generator=gen)[:, None]
-    ps = path.sample(k, K, torch.rand(n, generator=gen) * 0.8 + 0.1, generator=gen)
+    ps = path.sample(None, k, torch.rand(n, generator=gen) * 0.8 + 0.1, K=K, generator=gen)
     target = path.conditional_score(ps.x_t, k, ps.t)
     exact = torch.softmax(
         path.posterior_logits(path.logits_from_x(ps.x_t, ps.t), ps.t, pi.log()), -1

@@ -44,10 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bioflow.core.paths.base import PathSample, ProbabilityPath
+
 
 @dataclass
-class SimplexPathSample:
-    """A draw from the Gumbel-Softmax path.
+class SimplexPathSample(PathSample):
+    """A draw from the Gumbel-Softmax path (a :class:`~bioflow.core.paths.base.PathSample`).
 
     Attributes
     ----------
@@ -57,6 +59,8 @@ class SimplexPathSample:
         Conditional velocity ``dx_t / dt`` at fixed noise, shape ``(n, L, K)``.
     t
         Times, shape ``(n,)``.
+    noise
+        The Gumbel noise ``g`` ``(n, L, K)`` behind ``x_t``.
     tau
         Temperatures ``tau(t)``, shape ``(n,)``.
     target
@@ -65,11 +69,8 @@ class SimplexPathSample:
         Noisy logits ``z_t = rho(t) e_k + g``, shape ``(n, L, K)``; ``x_t = softmax(z_t / c(t))``.
     """
 
-    x_t: Tensor
-    u_t: Tensor
-    t: Tensor
-    tau: Tensor
-    target: Tensor
+    tau: Tensor | None = None
+    target: Tensor | None = None
     logits: Tensor | None = None
 
 
@@ -111,7 +112,7 @@ def _col(v: Tensor, like: Tensor) -> Tensor:
     return v.reshape(-1, 1, 1) if v.dim() else v
 
 
-class GumbelSoftmaxPath:
+class GumbelSoftmaxPath(ProbabilityPath):
     """The Gumbel-Softmax interpolant toward clean one-hot letters (see the module text).
 
     Parameters
@@ -134,7 +135,7 @@ class GumbelSoftmaxPath:
     --------
     >>> import torch
     >>> path = GumbelSoftmaxPath()
-    >>> ps = path.sample(torch.tensor([[0, 1, 2, 3]]), K=4, t=torch.ones(1))
+    >>> ps = path.sample(None, torch.tensor([[0, 1, 2, 3]]), torch.ones(1), K=4)
     >>> bool((ps.x_t.argmax(-1) == torch.tensor([[0, 1, 2, 3]])).all())
     True
     >>> bool(torch.allclose(ps.u_t.sum(-1), torch.zeros(1, 4), atol=1e-6))
@@ -234,45 +235,65 @@ class GumbelSoftmaxPath:
 
     def sample(
         self,
-        target: Tensor,
-        K: int,
-        t: Tensor | None = None,
+        x0: Tensor | None,
+        x1: Tensor,
+        t: Tensor | float | None = None,
         *,
+        K: int | None = None,
         generator: torch.Generator | None = None,
-        gumbel: Tensor | None = None,
     ) -> SimplexPathSample:
-        """Draw ``t ~ U(0, 1)`` (unless given) and ``x_t`` for letters ``target`` ``(n, L)``.
+        """Draw ``x_t`` and its exact velocity toward the clean letters ``x1``.
 
         Parameters
         ----------
-        target
-            Clean letters ``(n, L)``.
-        K
-            Alphabet size.
+        x0
+            Source noise: standard Gumbel draws ``(n, L, K)`` (``x_0 = softmax(x0 / (beta
+            tau_max))``), or ``None`` to draw them (after ``t``) with ``generator``.
+        x1
+            Clean letters ``(n, L)`` (long).
         t
-            Times, scalar or ``(n,)``; ``None``: uniform.
+            Times ``(n,)`` or a scalar; ``U(0, 1)`` draws when ``None``.
+        K
+            Alphabet size; needed when ``x0`` is ``None``, else ``x0.shape[-1]``.
         generator
-            Random generator.
-        gumbel
-            Fixed noise ``(n, L, K)`` (default: drawn).
+            Torch generator of ``t`` and the noise.
+
+        Returns
+        -------
+        SimplexPathSample
+            ``u_t`` is ``dx_t / dt`` at fixed noise (computed from the logits, exact even
+            where ``x_t`` underflows).
         """
+        target = x1
         if target.dim() != 2:
-            raise ValueError(f"target must have shape (n, L), got {tuple(target.shape)}")
+            raise ValueError(f"x1 must hold letters of shape (n, L), got {tuple(target.shape)}")
+        if x0 is not None:
+            if x0.shape[:2] != target.shape or (K is not None and x0.shape[-1] != K):
+                raise ValueError(
+                    f"x0 must be Gumbel noise of shape (n, L, K) = "
+                    f"{(*target.shape, K)}, got {tuple(x0.shape)}"
+                )
+            K = x0.shape[-1]
+        if K is None or K < 2:
+            raise ValueError(f"K must be the alphabet size (>= 2) when x0 is None, got {K}")
         n = target.shape[0]
         device = target.device
         if t is None:
             t = torch.rand(n, generator=generator, device=device)
         t = _time(t).to(device).expand(n).contiguous()
-        if gumbel is None:
-            gumbel = sample_gumbel((*target.shape, K), generator=generator, device=device)
-        elif gumbel.shape != (*target.shape, K):
-            raise ValueError(f"gumbel must have shape {(*target.shape, K)}, got {gumbel.shape}")
-        z = self.noisy_logits(target, K, t, gumbel)
+        g = (
+            x0
+            if x0 is not None
+            else sample_gumbel((*target.shape, K), generator=generator, device=device)
+        )
+        z = self.noisy_logits(target, K, t, g)
         zc = z / _col(self.scale(t), z)
         x = torch.softmax(zc, dim=-1)
         log_x = torch.log_softmax(zc, dim=-1)  # exact even where x underflows
         u = self._velocity(x, F.one_hot(target, K).to(x), log_x, t)
-        return SimplexPathSample(x, u, t, self.tau(t), target, z)
+        return SimplexPathSample(
+            x_t=x, u_t=u, t=t, noise=g, tau=self.tau(t), target=target, logits=z
+        )
 
     # ---- posterior, features, score --------------------------------------------------
     def logits_from_x(self, x: Tensor, t: Tensor, eps: float = 1e-30) -> Tensor:

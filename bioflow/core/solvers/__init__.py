@@ -1,12 +1,21 @@
-"""ODE solvers between arbitrary absolute times, forward and backward."""
+"""Every sampler: ODE solvers, simplex samplers (GSFM ODE, Euler, renoise), categorical draws."""
 
+from bioflow.core.solvers.categorical import sample_categorical
 from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
-
-__all__ = ["ODE_METHODS", "ODESolver", "integrate"]
-from bioflow.core.solvers.simplex import (  # noqa: E402
+from bioflow.core.solvers.simplex import (
     gumbel_softmax_ode,
     project_simplex,
+    renoise_sample,
     simplex_euler,
 )
 
-__all__ += ["gumbel_softmax_ode", "project_simplex", "simplex_euler"]
+__all__ = [
+    "ODE_METHODS",
+    "ODESolver",
+    "gumbel_softmax_ode",
+    "integrate",
+    "project_simplex",
+    "renoise_sample",
+    "sample_categorical",
+    "simplex_euler",
+]
