@@ -165,6 +165,9 @@ def main(argv=None):
     }
     torch.set_num_threads(a.threads)
     t_start = time.time()
+    commit = subprocess.run(  # the code that runs: recorded before anything can change
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     jobs = [(int(k), int(s), a) for k in a.ks.split(",") for s in a.seeds.split(",")]
     jobs.sort(key=lambda j: -j[0])  # largest K first: the longest runs start early
     rows = []
@@ -185,9 +188,6 @@ def main(argv=None):
             s[f"worst_seed_kl_gsfm_{st}"] = worst
             s[f"meets_paper_{st}"] = None if s["paper_kl"] is None else bool(worst <= s["paper_kl"])
         summary.append(s)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     res = dict(
         command="python -m benchmarks.sequences_toy "
         + " ".join(sys.argv[1:] if argv is None else argv),
