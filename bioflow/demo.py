@@ -78,9 +78,9 @@ def run(
     grid = [days[0] + (days[-1] - days[0]) * i / 40 for i in range(41)]
     bioflow.tl.trajectories(model, adata, times=grid)
     bioflow.pl.trajectories(
-        adata, color="branch", starting_at=days[0], save=out / "trajectories.png"
+        adata, color="branch", starting_at=days[0], save=out / "trajectories.png", show=False
     )
-    bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png")
+    bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png", show=False)
     model.save(out / "ot_cfm.pt")
 
     metrics = {

@@ -1,7 +1,7 @@
 """Every sampler: ODE solvers, simplex samplers (GSFM ODE, Euler, renoise), categorical draws."""
 
 from bioflow.core.solvers.categorical import sample_categorical
-from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
+from bioflow.core.solvers.ode import ODE_METHODS, integrate
 from bioflow.core.solvers.simplex import (
     gumbel_softmax_ode,
     project_simplex,
@@ -11,7 +11,6 @@ from bioflow.core.solvers.simplex import (
 
 __all__ = [
     "ODE_METHODS",
-    "ODESolver",
     "gumbel_softmax_ode",
     "integrate",
     "project_simplex",
