@@ -25,8 +25,8 @@ class SequenceFlow(FlowMatchingModule):
     The network sees ``x_t`` (as its centred noisy logits ``c(t) log x``, plus ``x``); its
     output plus the exact per-position log-likelihood ``log p_t(x_l | k)`` are the logits of
     the clean-letter posterior ``p_theta``.  The velocity is the path's marginal velocity
-    with that posterior (:meth:`~bioflow.core.paths.simplex.GumbelSoftmaxPath.model_velocity`),
-    integrated by :func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`.
+    with that posterior (:meth:`~bioflow.core.paths.GumbelSoftmaxPath.model_velocity`),
+    integrated by :func:`~bioflow.core.solvers.gumbel_softmax_ode`.
 
     Parameters
     ----------
@@ -184,7 +184,7 @@ class SequenceFlow(FlowMatchingModule):
             ``k ~ p_theta(x_t)`` and redraw ``x`` on the path from them with fresh Gumbel
             noise (a blocked Gibbs sampler of the joint law of letters and ``x``, whose
             letter marginal is the data law); returns one-hot letters.  ``"euler"``: the
-            GSFM ODE (:func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`): the
+            GSFM ODE (:func:`~bioflow.core.solvers.gumbel_softmax_ode`): the
             path's marginal velocity with ``p_theta`` as the clean-letter posterior, from
             the prior ``softmax(g / (beta tau_max))`` to the vertices; it carries the path's
             marginals (toy KL: ``benchmarks/results/sequences_toy.json``).
