@@ -93,7 +93,10 @@ def run(
             "total": round(time.perf_counter() - t_start, 1),
         },
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from bioflow.core.files import atomic_open
+
+    with atomic_open(out / "metrics.json") as fh:
+        fh.write(json.dumps(metrics, indent=2))
     print(
         f"\nwrote {out / 'metrics.json'}, {out / 'trajectories.png'}, {out / 'holdout_w1.png'}"
         f" in {metrics['seconds']['total']} s"

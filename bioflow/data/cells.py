@@ -15,6 +15,11 @@ from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 from bioflow.data.timecourse import CellTimeSeries, read_time_series
 
 
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def split_series(
     series: CellTimeSeries, fraction: float, seed: int = 0
 ) -> tuple[CellTimeSeries, CellTimeSeries]:
@@ -208,8 +213,15 @@ class CellDynamicsDataModule(StreamDataModule):
         time_bins: int | list[float] | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        from bioflow.data.builtin import input_paths
+
+        for name, value in (
+            ("batch_size", batch_size),
+            ("steps_per_epoch", steps_per_epoch),
+            ("val_cells", val_cells),
+        ):
+            _check_count(name, value)
+        self.input_paths = [] if isinstance(adata, CellTimeSeries) else input_paths(adata)
         if isinstance(adata, CellTimeSeries):
             self.series, self._obs = adata, None
         else:
@@ -249,8 +261,16 @@ class CellDynamicsDataModule(StreamDataModule):
         ]
         return self.batches_loader(chunks)
 
-    def write_predictions(self, predictions: list, path: str | None = None) -> str:
-        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
+    def write_predictions(
+        self, predictions: list, path: str | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file.
+
+        The file is written atomically; an input file of this DataModule is never
+        replaced, an existing file only with ``overwrite=True``.
+        """
+        from bioflow.core.files import check_output_path, write_atomic
+
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
@@ -259,6 +279,7 @@ class CellDynamicsDataModule(StreamDataModule):
                 "this DataModule was built from a CellTimeSeries, without the cells' .obs; "
                 "build it from the AnnData to write predictions"
             )
+        check_output_path(path, overwrite=overwrite, inputs=self.input_paths)
         rows = self._predict_rows()
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
         obs = self._obs.iloc[rows].copy()
@@ -269,7 +290,8 @@ class CellDynamicsDataModule(StreamDataModule):
             if self.series.spec.kind == "ordered"
             else (self.predict_target_time)
         )
-        cells_to_anndata(x, obs, self.series.use_rep, self.series.var_names).write_h5ad(path)
+        out = cells_to_anndata(x, obs, self.series.use_rep, self.series.var_names)
+        write_atomic(path, out.write_h5ad, overwrite=overwrite, inputs=self.input_paths)
         return path
 
     @property

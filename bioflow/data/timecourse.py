@@ -41,7 +41,15 @@ class TimeSpec:
     edges: list[float] | None = None
 
     def value_of(self, label: Any) -> float:
-        """Numeric time of a label; numbers are accepted as times for numeric columns."""
+        """Numeric time of a label; numbers are accepted as times for numeric columns.
+
+        Raises
+        ------
+        ValueError
+            For a NaN or infinite time, or a label that is not one of the times.
+        """
+        if isinstance(label, float | np.floating) and not np.isfinite(label):
+            raise ValueError(f"time {label!r} is not a finite number (NaN and inf are refused)")
         hit = np.flatnonzero(match_labels(self.labels, label))
         if len(hit):
             return float(self.values[hit[0]])

@@ -51,7 +51,10 @@ def finish(ax, show: bool | None, save: str | os.PathLike | None):
     first = np.asarray(ax, dtype=object).ravel()[0]
     fig = first.figure
     if save is not None:
-        fig.savefig(save, dpi=150, bbox_inches="tight")
+        from bioflow.core.files import write_atomic
+
+        fmt = os.path.splitext(os.fspath(save))[1].lstrip(".").lower() or None
+        write_atomic(save, lambda tmp: fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight"))
     if resolve_show(show):
         plt.show()
         return None

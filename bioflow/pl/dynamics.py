@@ -31,7 +31,14 @@ def _trajectory_points(adata, traj, key, params, basis, components):
     use_rep = params.get("use_rep")
     use_rep = None if use_rep in (None, "None") else use_rep
     c = list(components)
+    if any(isinstance(ci, bool) or not isinstance(ci, int | np.integer) or ci < 0 for ci in c):
+        raise ValueError(f"components must be two non-negative indices, got {components!r}")
     if basis == use_rep:
+        if max(c) >= traj.shape[2]:
+            raise ValueError(
+                f"components={tuple(components)} out of range for the {traj.shape[2]} "
+                f"coordinates of adata.obsm[{key!r}]"
+            )
         cells = read_representation(adata, use_rep)
         if cells.shape[1] != traj.shape[2]:
             raise ValueError(
@@ -151,6 +158,12 @@ def trajectories(
         basis = f"X_{basis}"
     if basis is None:
         basis = use_rep
+    if (
+        isinstance(n_trajectories, bool)
+        or not isinstance(n_trajectories, int | np.integer)
+        or (n_trajectories < 1)
+    ):
+        raise ValueError(f"n_trajectories must be an integer >= 1, got {n_trajectories!r}")
     if len(components) != 2:
         raise ValueError(f"components must name two coordinates, got {components!r}")
     paths, cells = _trajectory_points(adata, traj, key, params, basis, components)
@@ -226,6 +239,13 @@ def holdout(
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['no-motion', 'mccann', 'ot-cfm']
     """
+    import pandas as pd
+
+    if not isinstance(results, pd.DataFrame):
+        raise ValueError(
+            f"results must be a DataFrame from bioflow.tl.evaluate_holdout, got "
+            f"{type(results).__name__}"
+        )
     for col in ("held_out", "method", metric):
         if col not in results.columns:
             raise ValueError(f"results has no column {col!r}; columns: {list(results.columns)}")

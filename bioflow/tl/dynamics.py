@@ -35,6 +35,18 @@ def _fit_series(
 ) -> CellFlowMatching:
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or (batch_size < 1)
+    ):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, int | np.integer)
+        or (max_steps < 1)
+    ):
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     patience = check_validation(validation_fraction, early_stopping)
     train, val = series, None
     if validation_fraction > 0:
@@ -154,6 +166,27 @@ def fit_dynamics(
     )
 
 
+def _check_model(model, fn: str) -> None:
+    if not isinstance(model, CellFlowMatching):
+        raise ValueError(
+            f"{fn} needs a CellFlowMatching model (from bioflow.tl.fit_dynamics), got a "
+            f"{type(model).__name__}"
+        )
+
+
+def _check_solver_args(steps, batch_size) -> None:
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1
+    ):
+        raise ValueError(f"steps must be an integer >= 1 (or None for the model's), got {steps!r}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or (batch_size < 1)
+    ):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+
+
 def _spec_of(model: CellFlowMatching) -> tuple[TimeSpec, dict]:
     spec = getattr(model, "data_spec", None)
     if not spec:
@@ -221,7 +254,14 @@ def _push_batched(
             return_path=return_path,
         )
         outs.append(out.cpu().numpy())
-    return np.concatenate(outs, axis=1 if return_path else 0)
+    out = np.concatenate(outs, axis=1 if return_path else 0)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"the flow diverged (NaN/inf cells) integrating through times "
+            f"{[float(t) for t in times]}; is a target time far outside the times the model "
+            "was trained on, or the solver step too coarse (raise steps=)?"
+        )
+    return out
 
 
 @share_docs
@@ -283,6 +323,8 @@ def predict_cells(
     >>> pred.obs_names[0]
     'cell50-pred2.0'
     """
+    _check_model(model, "predict_cells")
+    _check_solver_args(steps, batch_size)
     tspec, spec = _spec_of(model)
     rows = _cells_at(adata, tspec.key, source_time, tspec)
     t0, t1 = tspec.value_of(source_time), tspec.value_of(target_time)
@@ -315,7 +357,7 @@ def predict_cells(
             "source_time": source_time,
             "target_time": target_time,
             "method": method or model.solver,
-            "steps": steps or model.solver_steps,
+            "steps": model.solver_steps if steps is None else steps,
         },
     )
     return out
@@ -389,7 +431,11 @@ def trajectories(
     >>> adata.obsm["bioflow_trajectory_umap"].shape
     (250, 2, 2)
     """
+    _check_model(model, "trajectories")
+    _check_solver_args(steps, batch_size)
     tspec, spec = _spec_of(model)
+    if isinstance(times, str | bytes) or not hasattr(times, "__len__"):
+        raise ValueError(f"times must be a list of time labels or numbers, got {times!r}")
     if len(times) == 0:
         raise ValueError("`times` is empty")
     targets = np.array([tspec.value_of(t) for t in times], dtype=np.float64)
@@ -431,7 +477,7 @@ def trajectories(
             "time_key": tspec.key,
             "use_rep": spec["use_rep"],
             "method": method or model.solver,
-            "steps": steps or model.solver_steps,
+            "steps": model.solver_steps if steps is None else steps,
         },
     )
     return target if copy else None
@@ -510,7 +556,13 @@ def evaluate_holdout(
     ['no-motion', 'mccann', 'ot-cfm']
     """
     from bioflow.metrics import compare_distributions
+    from bioflow.metrics.distribution import check_max_points
 
+    check_max_points(max_points)
+    if isinstance(methods, str):
+        methods = (methods,)
+    if methods and len(seeds) == 0:
+        raise ValueError("seeds is empty: give at least one seed per method (e.g. seeds=(0,))")
     series = read_time_series(adata, time_key, use_rep, time_bins=fit_kwargs.pop("time_bins", None))
     labels, values = series.spec.labels, series.spec.values
     if len(labels) < 3:

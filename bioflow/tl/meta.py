@@ -153,7 +153,12 @@ def fit_meta_flow(
     )
 
 
-def _spec(model: MetaFlowMatching) -> dict:
+def _spec(model: MetaFlowMatching, fn: str = "this tool") -> dict:
+    if not isinstance(model, MetaFlowMatching):
+        raise ValueError(
+            f"{fn} needs a MetaFlowMatching model (from bioflow.tl.fit_meta_flow), got a "
+            f"{type(model).__name__}"
+        )
     spec = getattr(model, "data_spec", None)
     if not spec:
         raise ValueError(
@@ -260,7 +265,7 @@ def predict_population(
     >>> pred.obsm["X_coords"].shape
     (60, 2)
     """
-    spec = _spec(model)
+    spec = _spec(model, "predict_population")
     cidx = _condition_index(spec, condition)
     src_key = spec["source_key"]
     if src_key in adata.obs:
@@ -359,8 +364,12 @@ def evaluate_populations(
      ['mean', 'mfm'], ['mean', 'no-motion']]
     """
     from bioflow.metrics import compare_distributions
+    from bioflow.metrics.distribution import check_max_points
 
-    spec = _spec(model)
+    spec = _spec(model, "evaluate_populations")
+    check_max_points(max_points)
+    if isinstance(populations, str):
+        populations = [populations]
     if len(populations) == 0:
         raise ValueError("`populations` is empty")
     pset = read_populations(
