@@ -97,9 +97,9 @@ def run(
     )
     bioflow.tl.trajectories(model, adata, times=grid)
     bioflow.pl.trajectories(
-        adata, color="branch", starting_at=days[0], save=out / "trajectories.png"
+        adata, color="branch", starting_at=days[0], save=out / "trajectories.png", show=False
     )
-    bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png")
+    bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png", show=False)
     model.save(out / "ot_cfm.pt")
 
     metrics = {
@@ -115,7 +115,10 @@ def run(
             "cpu_total": round(time.process_time() - cpu_start, 1),
         },
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from bioflow.core.files import atomic_open
+
+    with atomic_open(out / "metrics.json") as fh:
+        fh.write(json.dumps(metrics, indent=2))
     print(
         f"\nwrote {out / 'metrics.json'}, {out / 'trajectories.png'}, {out / 'holdout_w1.png'}"
         f" in {metrics['seconds']['total']} s"

@@ -11,8 +11,71 @@ from torch.utils.data import DataLoader
 
 from bioflow.core.couplings.intervals import couple_intervals
 from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata
+from bioflow.data.backed import H5adView
+from bioflow.data.builtin import is_builtin
 from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 from bioflow.data.timecourse import CellTimeSeries, read_time_series
+
+
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def split_series(
+    series: CellTimeSeries, fraction: float, seed: int = 0
+) -> tuple[CellTimeSeries, CellTimeSeries]:
+    """Hold out ``fraction`` of the cells of every kept time for validation.
+
+    Parameters
+    ----------
+    series
+        The cells.
+    fraction
+        Share of each kept time's cells held out, in ``(0, 1)``; at least one cell per time
+        is held out and at least one stays.
+    seed
+        Seed of the split.
+
+    Returns
+    -------
+    train, val
+        Two :class:`~bioflow.data.CellTimeSeries` over disjoint cells.  Cells of excluded
+        times go to ``val`` only (they were never trained on).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for k in range(len(series.spec.labels)):
+        idx = series.cells_at(k)
+        if k not in series.kept:
+            val.append(idx)
+            continue
+        if len(idx) < 2:
+            raise ValueError(
+                f"time {series.spec.labels[k]!r} has {len(idx)} cell(s): too few to hold out "
+                "validation cells; lower validation_fraction or drop the time"
+            )
+        n_val = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
+        perm = rng.permutation(idx)
+        val.append(perm[:n_val])
+        train.append(perm[n_val:])
+
+    def sub(rows):
+        rows = np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=int)
+        return CellTimeSeries(
+            series.x[rows],
+            series.time_index[rows],
+            series.spec,
+            series.use_rep,
+            list(series.kept),
+            series.var_names,
+            None if series.growth is None else series.growth[rows],
+            series.growth_key,
+        )
+
+    return sub(train), sub(val)
 
 
 class CellPairDataset(SeededBatchStream):
@@ -51,7 +114,7 @@ class CellPairDataset(SeededBatchStream):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.series = series
-        self.x = torch.from_numpy(series.x)
+        self.x = torch.from_numpy(series.x) if isinstance(series.x, np.ndarray) else series.x
         self.growth = (
             None
             if series.growth is None
@@ -69,18 +132,27 @@ class CellPairDataset(SeededBatchStream):
         rng = np.random.default_rng(self.seed)
         out = {}
         for k in self.series.kept:
+            if world == 1:
+                out[k] = torch.as_tensor(self.series.cells_at(k))
+                continue
             idx = rng.permutation(self.series.cells_at(k))
             part = idx[rank::world]
             out[k] = torch.as_tensor(part if len(part) else idx)  # too few cells: share
         return out
+
+    def _rows(self, rows: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.x, torch.Tensor):
+            return self.x[rows]
+        flat = self.x[rows.reshape(-1).numpy()]  # rows of a file, read on demand
+        return torch.from_numpy(flat).reshape(*rows.shape, flat.shape[-1])
 
     def make_batch(self, shard: dict[int, torch.Tensor], generator: torch.Generator) -> dict:
         intervals = self.series.intervals()
         rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
         rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
         batch = {
-            "x0": self.x[rows0],
-            "x1": self.x[rows1],
+            "x0": self._rows(rows0),
+            "x1": self._rows(rows1),
             "t0": self._t0,
             "t1": self._t1,
             "rows": torch.cat([rows0.flatten(), rows1.flatten()]),
@@ -120,11 +192,15 @@ class CellDynamicsDataModule(StreamDataModule):
     val_cells
         Cells per time in validation.
     num_workers
-        Loader workers; with workers, the model's coupling runs inside them.
+        Loader workers (they run the coupling handed over by ``set_coupling``); without
+        workers a background thread makes and couples the next batches.
     seed
         Seed of the draws.
     backed
-        Open an ``.h5ad`` path in backed mode (only the needed matrix is read to memory).
+        Leave an ``.h5ad`` path on disk: a dense ``X`` or ``obsm[use_rep]`` is read row by
+        row as batches need it (memory-mapped when stored contiguous), so a step costs the
+        same at 10 thousand or 10 million cells; ``.obs`` is read to memory.  A sparse
+        ``X`` is opened in anndata's backed mode and read to memory.
     predict_source_time, predict_target_time, predict_output
         ``predict`` pushes the cells of ``predict_source_time`` to ``predict_target_time``
         and writes them to the ``.h5ad`` path ``predict_output``.
@@ -133,6 +209,9 @@ class CellDynamicsDataModule(StreamDataModule):
     growth_key
         Column of ``.obs`` with per-cell growth rates; batches then carry ``"g0"`` and
         ``"g1"`` ``(I, B)`` (rates per unit of the model's clock) for the growth models.
+    time_bins
+        Cut a continuous ``time_key`` into bins (a number of bins or the edges); see
+        ``bioflow.data.resolve_time``.
 
     Examples
     --------
@@ -160,15 +239,33 @@ class CellDynamicsDataModule(StreamDataModule):
         predict_output: str | None = None,
         dataset_kwargs: dict | None = None,
         growth_key: str | None = None,
+        time_bins: int | list[float] | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        from bioflow.data.builtin import input_paths
+
+        for name, value in (
+            ("batch_size", batch_size),
+            ("steps_per_epoch", steps_per_epoch),
+            ("val_cells", val_cells),
+        ):
+            _check_count(name, value)
+        self.input_paths = [] if isinstance(adata, CellTimeSeries) else input_paths(adata)
         if isinstance(adata, CellTimeSeries):
             self.series, self._obs = adata, None
         else:
-            adata = read_adata(adata, "cells", dataset_kwargs, backed)
-            self.series = read_time_series(adata, time_key, use_rep, exclude_times, growth_key)
+            if (
+                backed
+                and (isinstance(adata, str) or hasattr(adata, "__fspath__"))
+                and not is_builtin(adata)
+            ):
+                view = H5adView(adata)  # .obs in memory, the matrix read per batch if dense
+                adata = view if view.can_stream(use_rep) else read_adata(adata, "cells", None, True)
+            else:
+                adata = read_adata(adata, "cells", dataset_kwargs, backed)
+            self.series = read_time_series(
+                adata, time_key, use_rep, exclude_times, growth_key, time_bins
+            )
             self._obs = adata.obs.copy()
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
@@ -176,6 +273,7 @@ class CellDynamicsDataModule(StreamDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.coupling = None  # see set_coupling
+        self.val_series = None  # held-out cells for validation (split_series); else series
         self.predict_source_time = predict_source_time
         self.predict_target_time = predict_target_time
         self.predict_output = predict_output
@@ -202,8 +300,16 @@ class CellDynamicsDataModule(StreamDataModule):
         ]
         return self.batches_loader(chunks)
 
-    def write_predictions(self, predictions: list, path: str | None = None) -> str:
-        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
+    def write_predictions(
+        self, predictions: list, path: str | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file.
+
+        The file is written atomically; an input file of this DataModule is never
+        replaced, an existing file only with ``overwrite=True``.
+        """
+        from bioflow.core.files import check_output_path, write_atomic
+
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
@@ -212,6 +318,7 @@ class CellDynamicsDataModule(StreamDataModule):
                 "this DataModule was built from a CellTimeSeries, without the cells' .obs; "
                 "build it from the AnnData to write predictions"
             )
+        check_output_path(path, overwrite=overwrite, inputs=self.input_paths)
         rows = self._predict_rows()
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
         obs = self._obs.iloc[rows].copy()
@@ -222,7 +329,8 @@ class CellDynamicsDataModule(StreamDataModule):
             if self.series.spec.kind == "ordered"
             else (self.predict_target_time)
         )
-        cells_to_anndata(x, obs, self.series.use_rep, self.series.var_names).write_h5ad(path)
+        out = cells_to_anndata(x, obs, self.series.use_rep, self.series.var_names)
+        write_atomic(path, out.write_h5ad, overwrite=overwrite, inputs=self.input_paths)
         return path
 
     @property
@@ -238,10 +346,10 @@ class CellDynamicsDataModule(StreamDataModule):
     def set_coupling(self, coupling) -> None:
         """Couple every training batch with ``coupling`` in the loader (``None``: don't).
 
-        ``tl.fit_dynamics`` and the CLI call it with the model's coupling when
-        ``num_workers > 0``, so the (CPU) coupling runs in the loader workers and
-        overlaps the training step; batches then arrive with ``"paired": True`` and the
-        model does not couple them again.
+        ``tl.fit_dynamics`` and the CLI call it with the model's coupling, so the (CPU)
+        coupling runs in the loader (its workers, or its prefetch thread without workers)
+        and overlaps the training step; batches then arrive with ``"paired": True`` and
+        the model does not couple them again.
         """
         self.coupling = coupling
 
@@ -251,8 +359,11 @@ class CellDynamicsDataModule(StreamDataModule):
         )
 
     def val_batches(self) -> list[dict]:
-        """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets."""
-        s = self.series
+        """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets.
+
+        Drawn from ``val_series`` (cells held out of training) when set.
+        """
+        s = self.val_series if self.val_series is not None else self.series
         rng = np.random.default_rng(self.seed + 1)
 
         def cells(k):

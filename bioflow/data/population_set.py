@@ -181,9 +181,15 @@ def read_populations(
     pop_index = {p: i for i, p in enumerate(train_pops)}
     cond_index = {c: i for i, c in enumerate(conditions)}
     problems, held_out = [], []
+    # one grouping pass over the cells instead of one scan of all cells per population
+    codes, uniques = pd.factorize(pop)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    members = {str(u): order[bounds[i] : bounds[i + 1]] for i, u in enumerate(uniques)}
+    source_arr = np.asarray(is_source, dtype=bool)
     for p in pops_all:
-        in_pop = pop == p
-        src = np.flatnonzero(in_pop & is_source)
+        rows_p = members[p]
+        src = rows_p[source_arr[rows_p]]
         if len(src) == 0:
             raise ValueError(
                 f"population {p!r} has no initial cells (adata.obs[{source_key!r}] == "
@@ -194,20 +200,20 @@ def read_populations(
                 f"population {p!r} has {len(src)} initial cells; at least {min_source_cells} "
                 "are needed (the encoder's kNN graph needs k + 1)"
             )
-        tgt_all = in_pop & target
-        if not tgt_all.any():
+        tgt_rows = rows_p[~source_arr[rows_p]]
+        if len(tgt_rows) == 0:
             raise ValueError(f"population {p!r} has no final cells (all cells are initial)")
-        groups = (
-            [(None, tgt_all)]
-            if cond is None
-            else [(c, tgt_all & (cond == c)) for c in conditions if (tgt_all & (cond == c)).any()]
-        )
-        for c, mask in groups:
+        if cond is None:
+            groups = [(None, tgt_rows)]
+        else:
+            tc = cond[tgt_rows]
+            groups = [(c, tgt_rows[tc == c]) for c in conditions if (tc == c).any()]
+        for c, rows_c in groups:
             prob = PopulationProblem(
                 p,
                 c,
                 src,
-                np.flatnonzero(mask),
+                rows_c,
                 pop_index.get(p, -1),
                 cond_index[c] if c is not None else -1,
             )

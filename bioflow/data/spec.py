@@ -47,8 +47,9 @@ class TimeCourseSpec(DataSpec):
     Attributes
     ----------
     time
-        The time column: ``{"key", "labels", "values", "kind", "origin", "unit"}``
-        (``TimeSpec.to_dict()``; ``origin`` and ``unit`` define the model's internal clock).
+        The time column: ``{"key", "labels", "values", "kind", "origin", "unit"}`` (and
+        ``"edges"`` for a binned time; ``TimeSpec.to_dict()``; ``origin`` and ``unit`` define
+        the model's internal clock).
     use_rep
         ``adata.obsm`` key modelled, ``None`` for ``adata.X``.
     dim

@@ -27,13 +27,17 @@ class TimeSpec:
         Numeric time of each label (the label itself for numeric columns, the category
         position for ordered categoricals).
     kind
-        ``"numeric"`` or ``"ordered"``.
+        ``"numeric"``, ``"ordered"`` or ``"binned"`` (a continuous column cut into bins by
+        ``time_bins=``: labels are the bin numbers ``0, 1, ...``, values the mean time of
+        each bin's cells).
     origin, unit
         The model's internal clock: a time value ``v`` is seen by the model as
         ``(v - origin) / unit``.  :func:`resolve_time` sets ``origin`` to the first time and
         ``unit`` to the mean interval, so the observed times span ``[0, n_times - 1]`` on
         the model's clock whatever the user's units (days, hours, seconds) and a fit does
         not depend on them.  A description without them (older models) uses the raw values.
+    edges
+        Bin edges (``"binned"`` only), increasing, ``len(labels) + 1`` of them.
     """
 
     key: str
@@ -42,15 +46,41 @@ class TimeSpec:
     kind: str
     origin: float = 0.0
     unit: float = 1.0
+    edges: list[float] | None = None
 
     def value_of(self, label: Any) -> float:
-        """Numeric time of a label; numbers are accepted as times for numeric columns."""
+        """Numeric time of a label; numbers are accepted as times for numeric columns.
+
+        Raises
+        ------
+        ValueError
+            For a NaN or infinite time, or a label that is not one of the times.
+        """
+        if isinstance(label, float | np.floating) and not np.isfinite(label):
+            raise ValueError(f"time {label!r} is not a finite number (NaN and inf are refused)")
         hit = np.flatnonzero(match_labels(self.labels, label))
         if len(hit):
             return float(self.values[hit[0]])
         if self.kind == "numeric" and isinstance(label, int | float | np.number):
             return float(label)
-        raise ValueError(f"time {label!r} is not one of the times of {self.key!r}: {self.labels}")
+        if self.kind == "binned" and isinstance(label, float | np.floating):
+            return float(label)  # a time on the clock (bin numbers are integers)
+        raise ValueError(
+            f"time {label!r} is not one of the times of {self.key!r}: {self.labels}"
+            + (" (bin numbers of time_bins=)" if self.kind == "binned" else "")
+        )
+
+    def index_of(self, column) -> np.ndarray:
+        """Position in :attr:`labels` of each value of a time column, ``(n,)``; -1 if none."""
+        if self.kind == "binned":
+            v = np.asarray(column, dtype=np.float64)
+            idx = np.searchsorted(np.asarray(self.edges[1:-1]), v, side="right")
+            return np.where((v >= self.edges[0]) & (v <= self.edges[-1]), idx, -1)
+        col = np.asarray(column, dtype=object)
+        out = np.full(len(col), -1)
+        for i, lab in enumerate(self.labels):
+            out[match_labels(col, lab)] = i
+        return out
 
     def clock(self, label: Any) -> float:
         """Time of a label (or number on the user's scale) on the model's internal clock."""
@@ -62,7 +92,7 @@ class TimeSpec:
         return [(v - self.origin) / self.unit for v in self.values]
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "key": self.key,
             "labels": self.labels,
             "values": self.values,
@@ -70,9 +100,13 @@ class TimeSpec:
             "origin": self.origin,
             "unit": self.unit,
         }
+        if self.edges is not None:
+            d["edges"] = [float(e) for e in self.edges]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TimeSpec:
+        edges = d.get("edges")
         return cls(
             d["key"],
             list(d["labels"]),
@@ -80,11 +114,53 @@ class TimeSpec:
             d["kind"],
             float(d.get("origin", 0.0)),
             float(d.get("unit", 1.0)),
+            None if edges is None else [float(e) for e in edges],
         )
 
 
-def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
+MAX_TIME_POINTS = 20
+
+
+def _bin_times(v: np.ndarray, time_key: str, time_bins) -> tuple[TimeSpec, np.ndarray]:
+    if isinstance(time_bins, int | np.integer) and not isinstance(time_bins, bool):
+        if time_bins < 2:
+            raise ValueError(f"time_bins must be >= 2, got {time_bins}")
+        edges = np.unique(np.quantile(v, np.linspace(0, 1, int(time_bins) + 1)))
+    else:
+        edges = np.asarray(time_bins, dtype=np.float64).ravel()
+        if edges.size < 3 or np.any(np.diff(edges) <= 0):
+            raise ValueError(
+                "time_bins must be a number of bins >= 2 or >= 3 increasing bin edges, got "
+                f"{time_bins!r}"
+            )
+    if edges.size < 3:
+        raise ValueError(f"adata.obs[{time_key!r}] has too few distinct values to bin")
+    spec = TimeSpec(time_key, [], [], "binned", edges=[float(e) for e in edges])
+    index = spec.index_of(v)
+    if (index < 0).any():
+        raise ValueError(
+            f"{int((index < 0).sum())} cells of adata.obs[{time_key!r}] fall outside the "
+            f"time_bins edges [{edges[0]}, {edges[-1]}]"
+        )
+    present = np.unique(index)
+    if len(present) != edges.size - 1:
+        raise ValueError(
+            f"time_bins leaves empty bins: {sorted(set(range(edges.size - 1)) - set(present))}"
+        )
+    spec.labels = list(range(edges.size - 1))
+    spec.values = [float(v[index == b].mean()) for b in spec.labels]
+    # Internal clock as for discrete times: first bin at 0, mean interval 1.
+    spec.origin = spec.values[0]
+    spec.unit = (spec.values[-1] - spec.values[0]) / (len(spec.values) - 1)
+    return spec, index
+
+
+def resolve_time(adata, time_key: str, time_bins=None) -> tuple[TimeSpec, np.ndarray]:
     """Validate ``adata.obs[time_key]`` and give its :class:`TimeSpec` and each cell's time index.
+
+    A column with more than ``MAX_TIME_POINTS`` (20) distinct times is taken for a
+    continuous time (a pseudotime) and refused unless ``time_bins`` cuts it into bins:
+    an integer (that many bins with equal numbers of cells) or the bin edges.
 
     Returns
     -------
@@ -96,8 +172,8 @@ def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
     Raises
     ------
     ValueError
-        Missing key, missing values, a column that is neither numeric nor ordered, or fewer
-        than two distinct times.
+        Missing key, missing values, a column that is neither numeric nor ordered, fewer
+        than two distinct times, or a continuous time without ``time_bins``.
     """
     if time_key not in adata.obs:
         raise ValueError(
@@ -106,6 +182,21 @@ def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
     col = adata.obs[time_key]
     if col.isna().any():
         raise ValueError(f"adata.obs[{time_key!r}] has {int(col.isna().sum())} missing values")
+    if time_bins is not None:
+        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            raise ValueError(f"time_bins needs a numeric adata.obs[{time_key!r}], got {col.dtype}")
+        v = col.to_numpy(dtype=np.float64)
+        if not np.isfinite(v).all():
+            raise ValueError(f"adata.obs[{time_key!r}] contains infinite values")
+        return _bin_times(v, time_key, time_bins)
+    n_distinct = col.nunique()
+    if n_distinct > MAX_TIME_POINTS:
+        raise ValueError(
+            f"adata.obs[{time_key!r}] has {n_distinct} distinct values: it looks like a "
+            "continuous time (e.g. a pseudotime), and each distinct value would become its "
+            "own time point. Pass time_bins= (e.g. time_bins=8 for 8 bins with equal numbers "
+            "of cells, or a list of bin edges) to cut it into time points."
+        )
     if isinstance(col.dtype, pd.CategoricalDtype):
         if not col.cat.ordered:
             raise ValueError(
@@ -147,7 +238,8 @@ class CellTimeSeries:
     Attributes
     ----------
     x
-        Cell coordinates, float32 ``(n_obs, d)``.
+        Cell coordinates, float32 ``(n_obs, d)``: an array, or rows read on demand from an
+        ``.h5ad`` file (:class:`~bioflow.data.backed.H5Rows`, indexed the same way).
     time_index
         Position of each cell's time in ``spec.labels``, ``(n_obs,)``.
     spec
@@ -165,7 +257,7 @@ class CellTimeSeries:
         The column they came from.
     """
 
-    x: np.ndarray
+    x: Any
     time_index: np.ndarray
     spec: TimeSpec
     use_rep: str | None
@@ -179,8 +271,14 @@ class CellTimeSeries:
         return int(self.x.shape[1])
 
     def cells_at(self, k: int) -> np.ndarray:
-        """Row indices of the cells at time position ``k``."""
-        return np.flatnonzero(self.time_index == k)
+        """Row indices of the cells at time position ``k`` (increasing; grouped once)."""
+        groups = self.__dict__.get("_groups")
+        if groups is None:
+            order = np.argsort(self.time_index, kind="stable")
+            bounds = np.searchsorted(self.time_index[order], np.arange(len(self.spec.labels) + 1))
+            groups = [order[bounds[j] : bounds[j + 1]] for j in range(len(self.spec.labels))]
+            self.__dict__["_groups"] = groups
+        return groups[k]
 
     def intervals(self) -> list[tuple[int, int]]:
         """Consecutive pairs of kept time positions."""
@@ -204,6 +302,7 @@ def read_time_series(
     use_rep: str | None = None,
     exclude_times: Sequence = (),
     growth_key: str | None = None,
+    time_bins=None,
 ) -> CellTimeSeries:
     """Validate an AnnData time course and read it into a :class:`CellTimeSeries`.
 
@@ -220,6 +319,9 @@ def read_time_series(
     growth_key
         Column of ``adata.obs`` with per-cell growth rates (net division minus death per
         unit of the time column's units; e.g. from a proliferation score), or ``None``.
+    time_bins
+        Cut a continuous time into bins: a number of bins (equal numbers of cells) or the
+        bin edges; see ``resolve_time``.
 
     Returns
     -------
@@ -230,8 +332,11 @@ def read_time_series(
     ValueError
         For a missing key, bad values, an unknown excluded time, or fewer than two kept times.
     """
-    spec, index = resolve_time(adata, time_key)
-    x = read_representation(adata, use_rep)
+    spec, index = resolve_time(adata, time_key, time_bins)
+    if getattr(adata, "can_stream", None) is not None and adata.can_stream(use_rep):
+        x = adata.rows(use_rep)  # an H5adView: rows stay on disk, read per batch
+    else:
+        x = read_representation(adata, use_rep)
     if isinstance(exclude_times, str | int | float):
         exclude_times = (exclude_times,)
     excluded = set()

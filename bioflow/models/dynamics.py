@@ -11,6 +11,7 @@ from bioflow.core.couplings import (
     Coupling,
     ExactOTCoupling,
     GibbsWeightCoupling,
+    GlobalCoupling,
     IndependentCoupling,
     SinkhornCoupling,
     couple_intervals,
@@ -67,6 +68,8 @@ def cfm_components(
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
     sigma = _DEFAULT_SIGMA[method] if sigma is None else float(sigma)
+    if not (sigma >= 0 and sigma < float("inf")):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if method == "sf2m":
         path = DiffusionBridgePath(sigma)
         return path, SinkhornCoupling(reg=2 * sigma**2 if sinkhorn_reg is None else sinkhorn_reg)
@@ -147,6 +150,10 @@ class CellFlowMatching(FlowMatchingModule):
         Description of the training data (time labels, clock, representation); set by
         :func:`bioflow.tl.fit_dynamics` and the CLI so a saved model can be applied to new
         AnnData.
+    global_coupling
+        Under DDP, couple the union of all ranks' minibatches
+        (:class:`~bioflow.core.couplings.distributed.GlobalCoupling`) instead of each
+        rank's own; the coupling then runs in the training step.
 
     Examples
     --------
@@ -182,6 +189,7 @@ class CellFlowMatching(FlowMatchingModule):
         solver: str = "rk4",
         solver_steps: int = 20,
         data_spec: dict | None = None,
+        global_coupling: bool = False,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         data_spec = plain_spec(data_spec)
@@ -211,6 +219,8 @@ class CellFlowMatching(FlowMatchingModule):
         self.path, self.coupling = cfm_components(
             method, sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
         )
+        if global_coupling:
+            self.coupling = GlobalCoupling(self.coupling)
         self.method = method
         self.interpolant = interpolant
         self.net = MLPVectorField(
@@ -479,7 +489,7 @@ class CellFlowMatching(FlowMatchingModule):
             x,
             list(times),
             method=method or self.solver,
-            steps=steps or self.solver_steps,
+            steps=self.solver_steps if steps is None else steps,
             return_path=return_path,
         )
 
