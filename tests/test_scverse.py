@@ -144,7 +144,9 @@ def test_trajectories_on_umap_and_refusal(fitted, tmp_path):
         work.obsm["bioflow_trajectory_umap"][t0, 0], work.obsm["X_umap"][t0], atol=1e-4
     )
     fig, ax = plt.subplots()
-    got = bioflow.pl.trajectories(work, basis="X_umap", color="branch", ax=ax, show=False)
+    got = bioflow.pl.trajectories(
+        work, basis="X_umap", color="branch", path_color="black", ax=ax, show=False
+    )
     assert got is ax and ax.get_xlabel() == "UMAP1"
     xs = np.concatenate([line.get_xdata() for line in ax.get_lines()])
     lo, hi = work.obsm["X_umap"][:, 0].min(), work.obsm["X_umap"][:, 0].max()

@@ -165,3 +165,35 @@ def test_stochastic_predictions_shapes_and_seed():
     bioflow.tl.trajectories(model, a, times=[0.0, 0.5, 1.0], stochastic=True, n_samples=2, steps=10)
     assert a.obsm["bioflow_trajectory_draws"].shape == (100, 2, 3, 2)
     assert np.array_equal(a.obsm["bioflow_trajectory"], a.obsm["bioflow_trajectory_draws"][:, 0])
+
+
+def test_fate_probabilities_sample_the_sde_of_sf2m_models():
+    rng = np.random.default_rng(0)
+    n = 60
+    x0 = rng.normal(0.0, 0.3, (n, 2))
+    x1 = np.concatenate([rng.normal(-2, 0.3, (n // 2, 2)), rng.normal(2, 0.3, (n // 2, 2))])
+    x1[:, 1] = rng.normal(0.0, 0.3, n)
+    adata = ad.AnnData(np.concatenate([x0, x1]).astype(np.float32))
+    adata.obs["t"] = np.repeat([0.0, 1.0], n)
+    adata.obs["fate"] = pd.Categorical(["none"] * n + ["left"] * (n // 2) + ["right"] * (n // 2))
+    kw = dict(time_key="t", groupby="fate", target_time=1.0, n_neighbors=1, steps=10)
+    sf2m = bioflow.tl.fit_dynamics(adata, time_key="t", method="sf2m", max_steps=20, **FAST)
+    a = adata.copy()
+    bioflow.tl.fate_probabilities(sf2m, a, n_samples=8, seed=3, **kw)
+    params = a.uns["bioflow"]["fate_probabilities"]
+    assert params["stochastic"] and params["n_samples"] == 8
+    p = a.obsm["fate_probabilities"].to_numpy()[:n]
+    assert np.allclose(p.sum(1), 1)
+    # 8 noisy draws with one voting neighbour: multiples of 1/8, some cells split
+    assert np.allclose(p * 8, np.round(p * 8))
+    assert ((p > 0) & (p < 1)).any()
+    b = adata.copy()
+    bioflow.tl.fate_probabilities(sf2m, b, n_samples=8, seed=3, **kw)
+    assert np.array_equal(b.obsm["fate_probabilities"].to_numpy(), a.obsm["fate_probabilities"])
+    # a deterministic flow is pushed once: with one neighbour every cell gets 0 or 1
+    ode = bioflow.tl.fit_dynamics(adata, time_key="t", max_steps=5, **FAST)
+    c = adata.copy()
+    bioflow.tl.fate_probabilities(ode, c, n_samples=8, **kw)
+    assert not c.uns["bioflow"]["fate_probabilities"]["stochastic"]
+    q = c.obsm["fate_probabilities"].to_numpy()[:n]
+    assert set(np.unique(q)) <= {0.0, 1.0}

@@ -153,6 +153,13 @@ def velocity_embedding(
     return target if copy else None
 
 
+def _accepts(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _stochastic_push(model) -> bool:
     """Whether the model's ``push`` can sample its SDE (``stochastic=True``).
 
@@ -278,7 +285,9 @@ def fate_probabilities(
                 ends = []
                 for i in range(0, len(rows), batch_size):
                     xb = torch.from_numpy(x[rows[i : i + batch_size]])
-                    kw = {"stochastic": True, "generator": gen} if stochastic else {}
+                    kw = {"stochastic": True} if stochastic else {}
+                    if stochastic and _accepts(model.push, "generator"):
+                        kw["generator"] = gen
                     ends.append(
                         model.push(xb, [float(t_c), t_star], method=method, steps=steps, **kw)
                         .cpu()
