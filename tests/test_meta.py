@@ -133,13 +133,20 @@ def test_population_without_source_cells(letters_small):
         ~((letters_small.obs["population"] == "B_0") & (letters_small.obs["state"] == "source"))
     ].copy()
     with pytest.raises(ValueError, match="'B_0' has no initial cells"):
-        bioflow.tl.fit_meta_flow(a, **KEYS, max_steps=1, model_kwargs=SMALL, **FAST)
+        bioflow.tl.fit_meta_flow(
+            a, **KEYS, max_steps=1, model_kwargs=SMALL, on_small="raise", **FAST
+        )
+    # default: skipped with one warning naming it, the others train
+    with pytest.warns(UserWarning, match="skipped 1 population.*'B_0'"):
+        model = bioflow.tl.fit_meta_flow(a, **KEYS, max_steps=1, model_kwargs=SMALL, **FAST)
+    assert "B_0" not in model.data_spec["populations"]
 
 
 def test_fewer_cells_than_k(letters_small):
     with pytest.raises(ValueError, match="at least 61"):
         bioflow.tl.fit_meta_flow(
-            letters_small, **KEYS, max_steps=1, model_kwargs={**SMALL, "k": 60}, **FAST
+            letters_small, **KEYS, max_steps=1, model_kwargs={**SMALL, "k": 60},
+            on_small="raise", **FAST
         )
 
 

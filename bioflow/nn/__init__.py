@@ -18,6 +18,11 @@ from bioflow.nn.sequence import (  # noqa: E402
 
 __all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
 
-from bioflow.nn.population import PopulationEncoder, knn_edges  # noqa: E402
+from bioflow.nn.population import (  # noqa: E402
+    KNNGraphConv,
+    PopulationEncoder,
+    knn_edges,
+    knn_indices,
+)
 
-__all__ += ["PopulationEncoder", "knn_edges"]
+__all__ += ["KNNGraphConv", "PopulationEncoder", "knn_edges", "knn_indices"]

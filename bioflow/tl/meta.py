@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioflow.data.populations import PopulationDataModule, match_value, read_populations
+from bioflow.data.populations import (
+    PopulationDataModule,
+    check_labels,
+    holdout_populations,
+    match_value,
+    read_populations,
+)
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
 from bioflow.tl._train import make_trainer, record
 
@@ -24,6 +30,13 @@ def fit_meta_flow(
     use_rep: str | None = None,
     method: str = "mfm",
     exclude_populations: Sequence = (),
+    holdout_key: str | None = None,
+    holdout_value: Any = None,
+    holdout_mask: Any = None,
+    coupling: str = "independent",
+    pair_key: str | None = None,
+    encoder_key: str | None = None,
+    on_small: str = "skip",
     max_steps: int = 2000,
     populations_per_step: int = 8,
     cells_per_population: int = 256,
@@ -52,7 +65,21 @@ def fit_meta_flow(
         ``"mfm"`` (population embedding, Meta Flow Matching), ``"fm"`` (treatment only) or
         ``"cgfm"`` (one-hot of the training population).
     exclude_populations
-        Populations left out of training (held out for evaluation).
+        Populations left out of training (held out for evaluation); a list of labels.
+    holdout_key, holdout_value, holdout_mask
+        Hold out, in addition, the populations whose cells have
+        ``obs[holdout_key] == holdout_value`` (a value or a list), or those selected by a
+        boolean mask over the cells; either must select whole populations.
+    coupling
+        Pairs of initial and final cells within a population: ``"independent"``,
+        ``"paired"`` (by ``pair_key``) or ``"exact"`` (minibatch exact OT).
+    pair_key
+        Column of ``.obs`` with pair ids linking an initial to a final cell.
+    encoder_key
+        Categorical column of ``.obs`` (e.g. cell type) given one-hot to the encoder.
+    on_small
+        Populations with fewer than ``k + 1`` initial cells (``"mfm"``; 1 otherwise) or
+        without final cells: ``"skip"`` (one warning names them) or ``"raise"``.
     max_steps
         Optimiser steps.
     populations_per_step, cells_per_population
@@ -93,7 +120,16 @@ def fit_meta_flow(
     if method not in META_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
     kwargs = dict(model_kwargs or {})
+    if "coupling" in kwargs and kwargs["coupling"] != coupling:
+        raise ValueError("pass the coupling once: coupling= or model_kwargs['coupling']")
+    kwargs["coupling"] = coupling
+    if coupling == "paired" and pair_key is None:
+        raise ValueError("coupling='paired' needs pair_key (an obs column of pair ids)")
     k = kwargs.get("k", 50)
+    exclude = check_labels(exclude_populations, "exclude_populations")
+    for p in holdout_populations(adata, population_key, holdout_key, holdout_value, holdout_mask):
+        if p not in exclude:
+            exclude.append(p)
     pset = read_populations(
         adata,
         population_key,
@@ -101,8 +137,11 @@ def fit_meta_flow(
         source_value,
         condition_key,
         use_rep,
-        exclude_populations,
+        exclude,
         min_source_cells=k + 1 if method == "mfm" else 1,
+        pair_key=pair_key,
+        encoder_key=encoder_key,
+        on_small=on_small,
     )
     embed_cells = kwargs.setdefault("embed_cells", max(512, k + 1))
     dm = PopulationDataModule(
@@ -112,6 +151,7 @@ def fit_meta_flow(
         embed_cells=embed_cells,
         num_workers=num_workers,
         seed=seed,
+        knn_k=k if method == "mfm" else None,
     )
     trainer = make_trainer(max_steps, seed, **trainer_kwargs)
     with torch.random.fork_rng():
