@@ -196,7 +196,7 @@ def test_conditions_and_cgfm_unknown_condition():
     cv = model.condition_vector(1, condition=torch.tensor([0]), population=torch.tensor([-1]))
     assert torch.allclose(cv[0, :3], torch.full((3,), 1 / 3))
     df = bioflow.tl.evaluate_populations(model, a, populations=["pop3"])
-    assert len(df) == 2 * 2 + 2 and df["r"].notna().all()
+    assert len(df) == 2 * 2 + 2 + 2 and df["r"].notna().all()
 
 
 def test_populations_plot(tmp_path, letters_small, fitted):

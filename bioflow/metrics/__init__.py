@@ -5,11 +5,19 @@ from bioflow.metrics.distribution import (
     MMD_GAMMAS,
     compare_distributions,
     correlation_r,
+    mean_shift_errors,
     mmd_rbf,
     wasserstein,
 )
 
-__all__ = ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"]
+__all__ = [
+    "MMD_GAMMAS",
+    "compare_distributions",
+    "correlation_r",
+    "mean_shift_errors",
+    "mmd_rbf",
+    "wasserstein",
+]
 from bioflow.metrics.sequence import (  # noqa: E402
     kmer_distance,
     kmer_spectrum,

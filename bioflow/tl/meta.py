@@ -215,7 +215,28 @@ def _population_index(spec: dict, label: Any) -> int | None:
     return pops.index(str(label)) if str(label) in pops else None
 
 
-def _predict_cells(model, spec, x0, label, cidx, method=None, steps=None) -> np.ndarray:
+def _encoder_extra(spec: dict, adata, rows: np.ndarray) -> np.ndarray | None:
+    """One-hot encoder features of ``rows`` from ``obs[encoder_key]`` (or ``None``)."""
+    key = spec.get("encoder_key")
+    cats = spec.get("encoder_categories") or []
+    if key is None or not cats:
+        return None
+    if key not in adata.obs:
+        raise ValueError(
+            f"the model's encoder reads adata.obs[{key!r}] (encoder_key); it is missing"
+        )
+    lab = adata.obs[key].astype(str).to_numpy()[rows]
+    unknown = sorted(set(lab) - set(cats))
+    if unknown:
+        raise ValueError(
+            f"adata.obs[{key!r}] has values {unknown[:10]} unseen in training; known: {cats}"
+        )
+    return (lab[:, None] == np.asarray(cats)[None, :]).astype(np.float32)
+
+
+def _predict_cells(
+    model, spec, x0, label, cidx, method=None, steps=None, extra=None
+) -> np.ndarray:
     if model.method == "mfm" and x0.shape[0] < model.encoder.k + 1:
         raise ValueError(
             f"population {label!r} has {x0.shape[0]} initial cells; the model's "
@@ -225,6 +246,7 @@ def _predict_cells(model, spec, x0, label, cidx, method=None, steps=None) -> np.
         torch.from_numpy(x0),
         condition=cidx,
         population=_population_index(spec, label),
+        embed_extra=None if extra is None else torch.from_numpy(extra),
         method=method,
         steps=steps,
     )
@@ -267,8 +289,16 @@ def predict_population(
     Raises
     ------
     ValueError
-        Unknown condition, no initial cells, a population smaller than the encoder's
-        ``k + 1``, or a representation of the wrong width.
+        Unknown condition (one the model was not trained on), no initial cells, a
+        population smaller than the encoder's ``k + 1``, or a representation of the wrong
+        width.
+
+    Notes
+    -----
+    Predicted cells are named ``"<initial cell>-pred"`` (``"-pred-<condition>"`` with
+    treatments), so they concatenate with the observed cells and with predictions for
+    other treatments without clashes; ``obs["bioflow_source_cell"]`` keeps the initial
+    cell's name, and categorical ``.obs`` columns stay categorical.
 
     Examples
     --------
@@ -304,14 +334,28 @@ def predict_population(
         if pkey in adata.obs
         else np.full(len(rows), None, dtype=object)
     )
+    extra = _encoder_extra(spec, adata, rows)
     pred = np.empty_like(x)
     for label in pd.unique(labels):
         sel = labels == label
-        pred[sel] = _predict_cells(model, spec, x[sel], label, cidx, method, steps)
+        pred[sel] = _predict_cells(
+            model, spec, x[sel], label, cidx, method, steps,
+            None if extra is None else extra[sel],
+        )
     obs = adata.obs.iloc[rows].copy()
-    if spec["condition_key"] is not None and cidx is not None:
-        obs[spec["condition_key"]] = spec["conditions"][cidx]
+    ckey = spec["condition_key"]
+    if ckey is not None and cidx is not None:
+        value = spec["conditions"][cidx]
+        if ckey in obs and isinstance(obs[ckey].dtype, pd.CategoricalDtype):
+            cats = list(obs[ckey].cat.categories)
+            cats = cats if value in cats else [*cats, value]
+            obs[ckey] = pd.Categorical([value] * len(obs), categories=cats)
+        else:
+            obs[ckey] = pd.Categorical([value] * len(obs))
     obs["bioflow_predicted"] = True
+    obs["bioflow_source_cell"] = obs.index.astype(str)
+    tag = "pred" if ckey is None or cidx is None else f"pred-{spec['conditions'][cidx]}"
+    obs.index = [f"{name}-{tag}" for name in obs["bioflow_source_cell"]]
     if spec["use_rep"] is None:
         out = ad.AnnData(pred, obs=obs, var=pd.DataFrame(index=spec["var_names"] or None))
     else:
@@ -361,7 +405,17 @@ def evaluate_populations(
     Returns
     -------
     pandas.DataFrame
-        Columns ``population``, ``condition``, ``method``, ``w1``, ``w2``, ``mmd``, ``r``.
+        Columns ``population``, ``condition``, ``method``, ``n_source`` / ``n_target``
+        (cells), ``w1``, ``w2``, ``mmd``, ``r`` and the mean-shift errors ``mean_mse``,
+        ``mean_l2``, ``mean_l1`` (:func:`bioflow.metrics.mean_shift_errors`).  Per method,
+        a ``"mean"`` row averages the (population, treatment) rows plainly and a
+        ``"weighted_mean"`` row weights them by their observed final cells.
+
+    Raises
+    ------
+    ValueError
+        An unknown population, a treatment unseen in training, or a string where a list
+        of populations is expected.
 
     Examples
     --------
@@ -374,43 +428,90 @@ def evaluate_populations(
     >>> df = bioflow.tl.evaluate_populations(model, adata, populations=["C_0", "C_1"])
     >>> df[["population", "method"]].values.tolist()  # doctest: +NORMALIZE_WHITESPACE
     [['C_0', 'mfm'], ['C_0', 'no-motion'], ['C_1', 'mfm'], ['C_1', 'no-motion'],
-     ['mean', 'mfm'], ['mean', 'no-motion']]
+     ['mean', 'mfm'], ['mean', 'no-motion'], ['weighted_mean', 'mfm'],
+     ['weighted_mean', 'no-motion']]
     """
-    from bioflow.metrics import compare_distributions
+    from bioflow.metrics import compare_distributions, mean_shift_errors
 
     spec = _spec(model)
-    if len(populations) == 0:
+    wanted = check_labels(populations, "populations")
+    if not wanted:
         raise ValueError("`populations` is empty")
-    pset = read_populations(
-        adata,
-        spec["population_key"],
-        spec["source_key"],
-        spec["source_value"],
-        spec["condition_key"],
-        spec["use_rep"],
-    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pset = read_populations(
+            adata,
+            spec["population_key"],
+            spec["source_key"],
+            spec["source_value"],
+            spec["condition_key"],
+            spec["use_rep"],
+        )
+    for p in wanted:
+        if p in pset.skipped:
+            raise ValueError(f"population {p!r} cannot be evaluated: it has {pset.skipped[p]}")
     if pset.dim != spec["dim"]:
         raise ValueError(f"the data has {pset.dim} features; the model was fitted on {spec['dim']}")
     known = {pr.population for pr in pset.problems}
-    wanted = [str(p) for p in populations]
     for p in wanted:
         if p not in known:
             raise ValueError(f"population {p!r} is not in adata.obs[{spec['population_key']!r}]")
+    problems = [pr for pr in pset.problems if pr.population in wanted]
+    unseen = sorted(
+        {pr.condition for pr in problems if pr.condition is not None}
+        - set(spec["conditions"])
+    )
+    if unseen:
+        raise ValueError(
+            f"treatments {unseen} of these populations were not seen in training; the model "
+            f"knows {spec['conditions']}"
+        )
+    extra_all = _encoder_extra(spec, adata, np.arange(adata.n_obs))
     corr = pset.dim >= 3
+    metrics = ["w1", "w2", "mmd", "r", "mean_mse", "mean_l2", "mean_l1"]
     rows = []
-    for pr in pset.problems:
-        if pr.population not in wanted:
-            continue
+    for pr in problems:
         cidx = _condition_index(spec, pr.condition)
         x0, x1 = pset.x[pr.source], pset.x[pr.target]
-        pred = _predict_cells(model, spec, x0, pr.population, cidx, steps=steps)
+        pred = _predict_cells(
+            model, spec, x0, pr.population, cidx, steps=steps,
+            extra=None if extra_all is None else extra_all[pr.source],
+        )
         cands = [(model.method, pred)] + ([("no-motion", x0)] if baseline else [])
         for name, pts in cands:
             m = compare_distributions(pts, x1, max_points=max_points, seed=seed, correlation=corr)
+            if not corr:
+                m["r"] = float("nan")
+            m.update(mean_shift_errors(pts, x1))
             rows.append(
-                {"population": pr.population, "condition": pr.condition, "method": name, **m}
+                {
+                    "population": pr.population,
+                    "condition": pr.condition,
+                    "method": name,
+                    "n_source": len(pr.source),
+                    "n_target": len(pr.target),
+                    **m,
+                }
             )
-    df = pd.DataFrame(rows, columns=["population", "condition", "method", "w1", "w2", "mmd", "r"])
-    means = df.groupby("method", sort=False)[["w1", "w2", "mmd", "r"]].mean().reset_index()
+    cols = ["population", "condition", "method", "n_source", "n_target", *metrics]
+    df = pd.DataFrame(rows, columns=cols)
+    means = df.groupby("method", sort=False)[metrics].mean().reset_index()
     means["population"], means["condition"] = "mean", None
-    return pd.concat([df, means[df.columns]], ignore_index=True)
+    means["n_source"] = df.groupby("method", sort=False)["n_source"].sum().to_numpy()
+    means["n_target"] = df.groupby("method", sort=False)["n_target"].sum().to_numpy()
+
+    def _weighted(g: pd.DataFrame) -> pd.Series:
+        w = g["n_target"].to_numpy(float)
+        return pd.Series(
+            {c: float(np.nansum(g[c] * w) / w[g[c].notna()].sum()) if g[c].notna().any()
+             else float("nan") for c in metrics}
+        )
+
+    wmeans = pd.DataFrame(
+        [{"method": m, **_weighted(g)} for m, g in df.groupby("method", sort=False)]
+    )
+    wmeans["population"], wmeans["condition"] = "weighted_mean", None
+    wmeans["n_source"], wmeans["n_target"] = means["n_source"], means["n_target"]
+    return pd.concat([df, means[cols], wmeans[cols]], ignore_index=True)
