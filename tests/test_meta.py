@@ -145,8 +145,12 @@ def test_population_without_source_cells(letters_small):
 def test_fewer_cells_than_k(letters_small):
     with pytest.raises(ValueError, match="at least 61"):
         bioflow.tl.fit_meta_flow(
-            letters_small, **KEYS, max_steps=1, model_kwargs={**SMALL, "k": 60},
-            on_small="raise", **FAST
+            letters_small,
+            **KEYS,
+            max_steps=1,
+            model_kwargs={**SMALL, "k": 60},
+            on_small="raise",
+            **FAST,
         )
 
 

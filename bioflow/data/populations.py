@@ -138,7 +138,10 @@ def check_labels(value: Any, name: str) -> list[str]:
 
 
 def holdout_populations(
-    adata, population_key: str, holdout_key: str | None = None, holdout_value: Any = None,
+    adata,
+    population_key: str,
+    holdout_key: str | None = None,
+    holdout_value: Any = None,
     holdout_mask: Any = None,
 ) -> list[str]:
     """Populations held out by an obs column value or by a boolean mask over cells.
@@ -349,9 +352,7 @@ def read_populations(
     if cond is not None:
         train_tgt = np.concatenate([t for p, _, t in kept if p not in excluded] or [[]])
         conditions = sorted(pd.unique(cond[train_tgt.astype(int)]).tolist())
-        held_conds = {
-            c for p, _, t in kept if p in excluded for c in pd.unique(cond[t]).tolist()
-        }
+        held_conds = {c for p, _, t in kept if p in excluded for c in pd.unique(cond[t]).tolist()}
         unseen = sorted(held_conds - set(conditions))
         if unseen:
             warnings.warn(
@@ -406,7 +407,15 @@ def read_populations(
     }
     var_names = list(map(str, adata.var_names)) if use_rep is None else []
     return PopulationSet(
-        x, problems, held_out, train_pops, conditions, keys, var_names, extra, extra_cats,
+        x,
+        problems,
+        held_out,
+        train_pops,
+        conditions,
+        keys,
+        var_names,
+        extra,
+        extra_cats,
         skipped,
     )
 
@@ -469,7 +478,7 @@ class PopulationBatchDataset(SeededBatchStream):
     def embed_pool(self) -> dict[str, list]:
         """Per population: ``embed_draws`` tuples ``(rows, neighbours or None)``."""
         if self._pool is None:
-            from bioflow.nn.population import knn_indices
+            from bioflow.nn.population import KNNGraph, knn_indices
 
             g = torch.Generator().manual_seed(self.seed + 7)
             pool: dict[str, list] = {}
@@ -484,7 +493,7 @@ class PopulationBatchDataset(SeededBatchStream):
                     rows = draw_rows(s_rows, m, g)
                     nb = None
                     if self.knn_k is not None and m > self.knn_k:
-                        nb = knn_indices(self.x[rows], self.knn_k)
+                        nb = KNNGraph(knn_indices(self.x[rows], self.knn_k))
                     entries.append((rows, nb))
                 pool[pr.population] = entries
             self._pool = pool
@@ -639,9 +648,17 @@ class PopulationDataModule(L.LightningDataModule):
         else:
             adata = read_adata(adata, "populations", dataset_kwargs, backed)
             pset = read_populations(
-                adata, population_key, source_key, source_value, condition_key, use_rep,
-                exclude_populations, min_source_cells, pair_key=pair_key,
-                encoder_key=encoder_key, on_small=on_small,
+                adata,
+                population_key,
+                source_key,
+                source_value,
+                condition_key,
+                use_rep,
+                exclude_populations,
+                min_source_cells,
+                pair_key=pair_key,
+                encoder_key=encoder_key,
+                on_small=on_small,
             )
         self.pset = pset
         self.populations_per_step = populations_per_step
@@ -693,20 +710,23 @@ class PopulationDataModule(L.LightningDataModule):
         out = []
         for pr in problems:
             src, tgt = cells(pr.source), cells(pr.target)
-            out.append({
-                "x0": torch.from_numpy(self.pset.x[src]),
-                "x1": torch.from_numpy(self.pset.x[tgt]),
-                "pop": torch.tensor([pr.population_index]),
-                "cond": torch.tensor([pr.condition_index]) if self.pset.conditions else None,
-                "rows": torch.from_numpy(src),
-                "src_extra": None
-                if self.pset.extra is None
-                else torch.from_numpy(self.pset.extra[src]),
-                "population": pr.population,
-                "condition": pr.condition,
-                "name": pr.population if pr.condition is None
-                else f"{pr.population}/{pr.condition}",
-            })
+            out.append(
+                {
+                    "x0": torch.from_numpy(self.pset.x[src]),
+                    "x1": torch.from_numpy(self.pset.x[tgt]),
+                    "pop": torch.tensor([pr.population_index]),
+                    "cond": torch.tensor([pr.condition_index]) if self.pset.conditions else None,
+                    "rows": torch.from_numpy(src),
+                    "src_extra": None
+                    if self.pset.extra is None
+                    else torch.from_numpy(self.pset.extra[src]),
+                    "population": pr.population,
+                    "condition": pr.condition,
+                    "name": pr.population
+                    if pr.condition is None
+                    else f"{pr.population}/{pr.condition}",
+                }
+            )
         return out
 
     def val_dataloader(self) -> DataLoader:
@@ -745,12 +765,14 @@ class PopulationDataModule(L.LightningDataModule):
         batches = self._problem_batches(self._predict_problems(), self.seed + 2)
         keys = self.pset.keys
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
-        obs = pd.DataFrame({
-            keys["population_key"]: np.concatenate(
-                [[str(b["population"])] * len(b["rows"]) for b in batches]
-            ),
-            "bioflow_source_row": np.concatenate([b["rows"].numpy() for b in batches]),
-        })
+        obs = pd.DataFrame(
+            {
+                keys["population_key"]: np.concatenate(
+                    [[str(b["population"])] * len(b["rows"]) for b in batches]
+                ),
+                "bioflow_source_row": np.concatenate([b["rows"].numpy() for b in batches]),
+            }
+        )
         if keys["condition_key"] is not None:
             obs[keys["condition_key"]] = np.concatenate(
                 [[self.pset.conditions[int(b["cond"])]] * len(b["rows"]) for b in batches]
@@ -763,4 +785,3 @@ class PopulationDataModule(L.LightningDataModule):
             out.obsm[keys["use_rep"]] = x
         out.write_h5ad(path)
         return path
-

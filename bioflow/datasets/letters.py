@@ -194,7 +194,9 @@ def letters(
     val, test = set(val_letters), set(test_letters)
     rng = np.random.default_rng(seed)
     coords: list = []
-    cols: dict[str, list] = {k: [] for k in ("population", "letter", "angle", "state", "pair", "split")}
+    cols: dict[str, list] = {
+        k: [] for k in ("population", "letter", "angle", "state", "pair", "split")
+    }
     for letter in chars:
         split = "val" if letter in val else "test" if letter in test else "train"
         for r in range(n_rotations):

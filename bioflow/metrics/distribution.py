@@ -247,4 +247,8 @@ def mean_shift_errors(pred: ArrayLike, true: ArrayLike) -> dict[str, float]:
         )
     delta = a.mean(0) - b.mean(0)
     mse = float(np.mean(delta**2))
-    return {"mean_mse": mse, "mean_l2": float(np.sqrt(mse)), "mean_l1": float(np.mean(np.abs(delta)))}
+    return {
+        "mean_mse": mse,
+        "mean_l2": float(np.sqrt(mse)),
+        "mean_l1": float(np.mean(np.abs(delta))),
+    }

@@ -19,10 +19,17 @@ from bioflow.nn.sequence import (  # noqa: E402
 __all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
 
 from bioflow.nn.population import (  # noqa: E402
+    KNNGraph,
     KNNGraphConv,
     PopulationEncoder,
     knn_edges,
     knn_indices,
 )
 
-__all__ += ["KNNGraphConv", "PopulationEncoder", "knn_edges", "knn_indices"]
+__all__ += [
+    "KNNGraph",
+    "KNNGraphConv",
+    "PopulationEncoder",
+    "knn_edges",
+    "knn_indices",
+]

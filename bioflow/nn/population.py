@@ -28,7 +28,8 @@ def knn_indices(x: Tensor, k: int, chunk_size: int = 1024) -> Tensor:
     Returns
     -------
     torch.Tensor
-        ``(n, k)`` long tensor; row ``i`` lists the neighbours of cell ``i``.
+        ``(n, k)`` long tensor; row ``i`` lists the neighbours of cell ``i`` in increasing
+        index order.
 
     Examples
     --------
@@ -48,7 +49,7 @@ def knn_indices(x: Tensor, k: int, chunk_size: int = 1024) -> Tensor:
         rows = torch.arange(start, min(start + chunk_size, n), device=x.device)
         d = torch.cdist(x[rows], x)
         d[torch.arange(len(rows), device=x.device), rows] = float("inf")
-        out.append(d.topk(k, dim=1, largest=False).indices)
+        out.append(d.topk(k, dim=1, largest=False).indices.sort(1).values)
     return torch.cat(out)
 
 
@@ -82,13 +83,122 @@ def knn_edges(x: Tensor, k: int, chunk_size: int = 1024) -> Tensor:
     return torch.stack([nb.reshape(-1), dst])
 
 
+class KNNGraph:
+    """A kNN graph in compressed-row form, with its transpose, for fast propagation.
+
+    ``A`` has ``1 / (k + 1)`` at each of the ``k`` neighbours of every cell (self
+    excluded); ``A @ h + h / (k + 1)`` is the mean over each cell and its neighbours, the
+    GCN propagation on a kNN graph with self-loops.  The transpose (needed by the backward
+    pass) is built once here, so a graph cached with a population subsample costs nothing
+    per training step.
+
+    Parameters
+    ----------
+    neighbours
+        ``(n, k)`` neighbour indices (:func:`knn_indices`), self excluded.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from bioflow.nn.population import KNNGraph
+    >>> g = KNNGraph(torch.tensor([[1], [0], [1]]))
+    >>> g.adjacency().to_dense()[2].tolist(), g.transpose().to_dense()[1].tolist()
+    ([0.0, 0.5, 0.0], [0.5, 0.0, 0.5])
+    """
+
+    def __init__(self, neighbours: Tensor, *, _parts: tuple | None = None) -> None:
+        if _parts is not None:
+            self.crow, self.col, self.crow_t, self.col_t, self.n, self.k = _parts
+            return
+        if neighbours.dim() != 2:
+            raise ValueError(f"neighbours must be (n, k), got {tuple(neighbours.shape)}")
+        n, k = neighbours.shape
+        dev = neighbours.device
+        nb = neighbours.long()
+        if k > 1 and bool((nb[:, 1:] < nb[:, :-1]).any()):
+            nb = nb.sort(1).values
+        col = nb.reshape(-1)
+        rows = torch.arange(n, device=dev).repeat_interleave(k)
+        order = torch.argsort(col, stable=True)
+        counts = torch.bincount(col, minlength=n)
+        self.crow = torch.arange(0, n * k + 1, k, device=dev)
+        self.col = col
+        self.crow_t = torch.cat([torch.zeros(1, dtype=torch.long, device=dev), counts.cumsum(0)])
+        self.col_t = rows[order]
+        self.n, self.k = int(n), int(k)
+
+    @staticmethod
+    def block_diagonal(graphs: Sequence[KNNGraph]) -> KNNGraph:
+        """One graph of several populations (cells concatenated in order)."""
+        if len({g.k for g in graphs}) != 1:
+            raise ValueError("graphs to join must share k")
+        crow, col, crow_t, col_t = [], [], [], []
+        node, nnz = 0, 0
+        for i, g in enumerate(graphs):
+            last = i == len(graphs) - 1
+            crow.append((g.crow if last else g.crow[:-1]) + nnz)
+            crow_t.append((g.crow_t if last else g.crow_t[:-1]) + nnz)
+            col.append(g.col + node)
+            col_t.append(g.col_t + node)
+            node += g.n
+            nnz += g.n * g.k
+        parts = (
+            torch.cat(crow),
+            torch.cat(col),
+            torch.cat(crow_t),
+            torch.cat(col_t),
+            node,
+            graphs[0].k,
+        )
+        return KNNGraph(torch.empty(0, 0), _parts=parts)
+
+    def _csr(self, crow: Tensor, col: Tensor, dtype, device) -> Tensor:
+        import warnings
+
+        vals = torch.full((col.numel(),), 1.0 / (self.k + 1), dtype=dtype, device=device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            return torch.sparse_csr_tensor(crow.to(device), col.to(device), vals, (self.n, self.n))
+
+    def adjacency(self, dtype=torch.float32, device=None) -> Tensor:
+        """``A`` as a sparse CSR tensor ``(n, n)``."""
+        return self._csr(self.crow, self.col, dtype, device or self.col.device)
+
+    def transpose(self, dtype=torch.float32, device=None) -> Tensor:
+        """``A^T`` as a sparse CSR tensor ``(n, n)``."""
+        return self._csr(self.crow_t, self.col_t, dtype, device or self.col.device)
+
+    def propagate(self, h: Tensor) -> Tensor:
+        """``A @ h + h / (k + 1)``: mean of each cell and its neighbours, ``(n, w)``."""
+        if h.shape[0] != self.n:
+            raise ValueError(f"h has {h.shape[0]} rows; the graph has {self.n} nodes")
+        a = self.adjacency(h.dtype, h.device)
+        at = self.transpose(h.dtype, h.device)
+        return _SparseProduct.apply(h, a, at) + h / (self.k + 1)
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``A @ h`` whose backward uses a precomputed ``A^T`` (no transpose per step)."""
+
+    @staticmethod
+    def forward(ctx, h, a, at):
+        ctx.at = at
+        return a @ h
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.at @ grad.contiguous(), None, None
+
+
 class KNNGraphConv(nn.Module):
     """Graph convolution (Kipf & Welling) on a kNN graph given by neighbour indices.
 
     With self-loops every node of a kNN graph has in-degree ``k + 1``, so the symmetric
     normalisation of :class:`torch_geometric.nn.GCNConv` weights every message by
     ``1 / (k + 1)``: the layer is ``h_i' = W mean_{j in N(i) + {i}} h_j + b``.  This module
-    computes exactly that with one gather, with no sparse scatter and no degree pass.
+    computes exactly that with one sparse product (:meth:`KNNGraph.propagate`; no
+    scatter, no degree pass), averaging before the linear map when that is the narrower
+    side.
 
     Parameters
     ----------
@@ -109,25 +219,27 @@ class KNNGraphConv(nn.Module):
         self.lin = nn.Linear(in_dim, out_dim, bias=False)
         self.bias = nn.Parameter(torch.zeros(out_dim))
 
-    def forward(self, h: Tensor, neighbours: Tensor) -> Tensor:
-        """``h`` ``(N, in_dim)``, ``neighbours`` ``(N, k)`` row indices into ``h``."""
-        z = self.lin(h)
-        agg = (z + z[neighbours].sum(1)) / (neighbours.shape[1] + 1)
-        return agg + self.bias
+    def forward(self, h: Tensor, graph: KNNGraph | Tensor) -> Tensor:
+        """``h`` ``(N, in_dim)``; ``graph``: a :class:`KNNGraph` or ``(N, k)`` neighbours."""
+        g = graph if isinstance(graph, KNNGraph) else KNNGraph(graph)
+        if self.lin.in_features <= self.lin.out_features:
+            return self.lin(g.propagate(h)) + self.bias
+        return g.propagate(self.lin(h)) + self.bias
 
 
 class PopulationEncoder(nn.Module):
     """Embed a population of cells into a unit vector ``h`` (Meta Flow Matching).
 
     Builds a kNN graph over the cells (:func:`knn_indices`, or neighbour lists computed
-    once and passed in), applies graph convolutions (:class:`KNNGraphConv`, the GCN of
-    the paper) with non-linearities, mean-pools the node features, optionally maps them
+    once and passed in), applies graph convolutions (:class:`KNNGraphConv`: the GCN of
+    the paper, identical to :class:`torch_geometric.nn.GCNConv` on this graph) with
+    non-linearities, mean-pools the node features, optionally maps them
     with a linear head, and L2-normalises the result.  Mean pooling makes the embedding
     invariant to the order of the cells.
 
     Cost, for a population of ``n`` cells with ``d`` features, ``k`` neighbours and width
     ``w``: the graph takes ``O(n^2 d)`` time (skipped when neighbours are given); each layer
-    takes ``O(n k w + n w^2)`` time and ``O(n k w)`` memory.  Large populations are best
+    takes ``O(n k w + n w^2)`` time and ``O(n w)`` memory.  Large populations are best
     subsampled (the model's ``embed_cells``).
 
     Parameters
@@ -212,8 +324,8 @@ class PopulationEncoder(nn.Module):
         populations
             One population ``(n, in_dim)``, a list of them, or a tensor ``(P, n, in_dim)``.
         neighbours
-            Optional precomputed neighbour indices, one ``(n_i, k)`` tensor per population
-            (as from :func:`knn_indices`); computed here when ``None``.
+            Optional precomputed graphs, one per population: a :class:`KNNGraph` or its
+            ``(n_i, k)`` neighbour indices (:func:`knn_indices`); built here when ``None``.
         extra
             Per-cell extra features, one ``(n_i, extra_dim)`` tensor per population
             (required when ``extra_dim > 0``).
@@ -231,7 +343,7 @@ class PopulationEncoder(nn.Module):
                 f"this encoder takes {self.extra_dim} extra features per cell: pass `extra`, "
                 "one (n_i, extra_dim) tensor per population"
             )
-        xs, nbs, sizes, offset = [], [], [], 0
+        xs, nbs, sizes = [], [], []
         for i, x in enumerate(pops):
             if x.dim() != 2 or x.shape[1] != self.in_dim:
                 raise ValueError(
@@ -242,11 +354,18 @@ class PopulationEncoder(nn.Module):
                     f"population {i} has {x.shape[0]} cells; the encoder's kNN graph needs "
                     f"at least k + 1 = {self.k + 1}"
                 )
-            nb = self.neighbours(x) if neighbours is None else neighbours[i].to(x.device)
-            if nb.shape != (x.shape[0], self.k):
+            nb = self.neighbours(x) if neighbours is None else neighbours[i]
+            if not isinstance(nb, KNNGraph):
+                if nb.shape != (x.shape[0], self.k):
+                    raise ValueError(
+                        f"neighbours of population {i} have shape {tuple(nb.shape)}; "
+                        f"expected ({x.shape[0]}, {self.k})"
+                    )
+                nb = KNNGraph(nb.to(x.device))
+            if nb.n != x.shape[0] or nb.k != self.k:
                 raise ValueError(
-                    f"neighbours of population {i} have shape {tuple(nb.shape)}; expected "
-                    f"({x.shape[0]}, {self.k})"
+                    f"the graph of population {i} has {nb.n} nodes and k={nb.k}; expected "
+                    f"{x.shape[0]} and k={self.k}"
                 )
             if self.extra_dim:
                 e = extra[i].to(device=x.device, dtype=x.dtype)
@@ -257,12 +376,12 @@ class PopulationEncoder(nn.Module):
                     )
                 x = torch.cat([x, e], dim=1)
             xs.append(x)
-            nbs.append(nb + offset)
+            nbs.append(nb)
             sizes.append(x.shape[0])
-            offset += x.shape[0]
-        h, nb = torch.cat(xs), torch.cat(nbs)
+        h = torch.cat(xs)
+        graph = nbs[0] if len(nbs) == 1 else KNNGraph.block_diagonal(nbs)
         for i, conv in enumerate(self.convs):
-            h = conv(h, nb)
+            h = conv(h, graph)
             if i < len(self.acts):
                 h = self.acts[i](h)
         if len(set(sizes)) == 1:

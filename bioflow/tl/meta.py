@@ -234,9 +234,7 @@ def _encoder_extra(spec: dict, adata, rows: np.ndarray) -> np.ndarray | None:
     return (lab[:, None] == np.asarray(cats)[None, :]).astype(np.float32)
 
 
-def _predict_cells(
-    model, spec, x0, label, cidx, method=None, steps=None, extra=None
-) -> np.ndarray:
+def _predict_cells(model, spec, x0, label, cidx, method=None, steps=None, extra=None) -> np.ndarray:
     if model.method == "mfm" and x0.shape[0] < model.encoder.k + 1:
         raise ValueError(
             f"population {label!r} has {x0.shape[0]} initial cells; the model's "
@@ -339,7 +337,13 @@ def predict_population(
     for label in pd.unique(labels):
         sel = labels == label
         pred[sel] = _predict_cells(
-            model, spec, x[sel], label, cidx, method, steps,
+            model,
+            spec,
+            x[sel],
+            label,
+            cidx,
+            method,
+            steps,
             None if extra is None else extra[sel],
         )
     obs = adata.obs.iloc[rows].copy()
@@ -460,8 +464,7 @@ def evaluate_populations(
             raise ValueError(f"population {p!r} is not in adata.obs[{spec['population_key']!r}]")
     problems = [pr for pr in pset.problems if pr.population in wanted]
     unseen = sorted(
-        {pr.condition for pr in problems if pr.condition is not None}
-        - set(spec["conditions"])
+        {pr.condition for pr in problems if pr.condition is not None} - set(spec["conditions"])
     )
     if unseen:
         raise ValueError(
@@ -476,7 +479,12 @@ def evaluate_populations(
         cidx = _condition_index(spec, pr.condition)
         x0, x1 = pset.x[pr.source], pset.x[pr.target]
         pred = _predict_cells(
-            model, spec, x0, pr.population, cidx, steps=steps,
+            model,
+            spec,
+            x0,
+            pr.population,
+            cidx,
+            steps=steps,
             extra=None if extra_all is None else extra_all[pr.source],
         )
         cands = [(model.method, pred)] + ([("no-motion", x0)] if baseline else [])
@@ -505,8 +513,12 @@ def evaluate_populations(
     def _weighted(g: pd.DataFrame) -> pd.Series:
         w = g["n_target"].to_numpy(float)
         return pd.Series(
-            {c: float(np.nansum(g[c] * w) / w[g[c].notna()].sum()) if g[c].notna().any()
-             else float("nan") for c in metrics}
+            {
+                c: float(np.nansum(g[c] * w) / w[g[c].notna()].sum())
+                if g[c].notna().any()
+                else float("nan")
+                for c in metrics
+            }
         )
 
     wmeans = pd.DataFrame(
