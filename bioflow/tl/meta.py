@@ -143,7 +143,9 @@ def fit_meta_flow(
         encoder_key=encoder_key,
         on_small=on_small,
     )
-    embed_cells = kwargs.setdefault("embed_cells", max(512, k + 1))
+    # the encoder embeds as many initial cells as the field sees per population (the
+    # reference embeds the field's own batch), which keeps an MFM step near an FM step
+    embed_cells = kwargs.setdefault("embed_cells", max(cells_per_population, k + 1))
     dm = PopulationDataModule(
         pset,
         populations_per_step=populations_per_step,
