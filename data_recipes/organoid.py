@@ -230,7 +230,9 @@ def build(
         raise ValueError(f"no experiment has a drug and a vehicle group of >= {min_cells} cells")
     splits = paper_splits(meta, kept)
     exp_key = pd.MultiIndex.from_frame(meta[list(EXPERIMENT)])
-    conc = pd.to_numeric(meta["Concentration"], errors="raise").to_numpy()
+    bad = sorted(set(meta["Concentration"]) - {"0", "1", "2", "3", "4"})
+    if bad:
+        raise ValueError(f"Concentration holds {bad}; expected the level codes '0'-'4'")
     groups = {(*e, t, c) for e, g in kept.items() for t, cs in g.items() for c in cs}
     full_key = pd.MultiIndex.from_frame(meta[[*EXPERIMENT, "Treatment", "Concentration"]])
     in_group = full_key.isin(list(groups))
