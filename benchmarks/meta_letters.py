@@ -126,15 +126,16 @@ def summarise(values):
 def run_task(task, args):
     build = letters_task if task == "letters" else response_task
     a, keys, groups = build(args, args.data_seed)
-    per = {m: {g: {k: [] for k in METRICS} for g in groups} for m in (*METHODS, "no-motion")}
-    fit_s = {m: [] for m in METHODS}
+    methods = tuple(args.methods)
+    per = {m: {g: {k: [] for k in METRICS} for g in groups} for m in (*methods, "no-motion")}
+    fit_s = {m: [] for m in methods}
     for seed in args.seeds:
-        for method in METHODS:
+        for method in methods:
             s, df = fit_and_eval(a, keys, groups, method, seed, args, task)
             fit_s[method].append(s)
             for g, pops in groups.items():
                 for name in (method, "no-motion"):
-                    if name == "no-motion" and method != "mfm":
+                    if name == "no-motion" and method != methods[0]:
                         continue
                     sel = df[(df.method == name) & df.population.isin(pops)]
                     for k in METRICS:
@@ -146,10 +147,10 @@ def run_task(task, args):
                 flush=True,
             )
     out = {m: {g: {k: summarise(v) for k, v in d.items()} for g, d in per[m].items()} for m in per}
-    for m in METHODS:
+    for m in methods:
         out[m]["fit_s"] = summarise(fit_s[m])
     checks = {}
-    for g in groups:
+    for g in groups if set(METHODS) <= set(methods) else []:
         mfm = np.array(per["mfm"][g]["w1"])
         for other in ("fm", "cgfm"):
             diff = np.array(per[other][g]["w1"]) - mfm  # > 0: MFM better
@@ -230,6 +231,7 @@ def speed(args):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="letters,response")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=1000)
