@@ -378,3 +378,20 @@ def test_encoder_key_reaches_the_encoder():
     b.obs["cell_type"] = b.obs["cell_type"].cat.rename_categories(lambda c: c + "x")
     with pytest.raises(ValueError, match="unseen in training"):
         bioflow.tl.predict_population(model, b[b.obs["population"] == "pop1"], condition="drugA")
+
+
+@pytest.mark.parametrize("basis", ["pca", "features"])
+def test_populations_plot_bases_and_labels(basis):
+    a = bioflow.datasets.population_response(3, n_cells=30, dim=4, seed=0)
+    src = a[(a.obs["population"] == "pop0") & (a.obs["treatment"] == "control")]
+    tgt = a[(a.obs["population"] == "pop0") & (a.obs["treatment"] == "drugA")]
+    kw = {"dims": ("f2", 3)} if basis == "features" else {}
+    axes = bioflow.pl.populations(src, tgt, tgt, basis=basis, title="pop0 drugA", show=False, **kw)
+    if basis == "features":
+        assert (axes[0].get_xlabel(), axes[0].get_ylabel()) == ("f2", "f3")
+        np.testing.assert_allclose(axes[1].collections[0].get_offsets()[:, 0], tgt.X[:, 2])
+    else:
+        assert axes[0].get_xlabel().startswith("PC1 (") and axes[2].get_ylabel().startswith("PC2")
+    assert axes[0].figure._suptitle.get_text() == "pop0 drugA"
+    with pytest.raises(ValueError, match="'nope' not found"):
+        bioflow.pl.populations(src, tgt, tgt, basis="features", dims=("nope", 0), show=False)
