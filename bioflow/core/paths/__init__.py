@@ -1,8 +1,15 @@
-"""Conditional probability paths: how x_t and the target velocity are drawn for a pair."""
+"""Conditional probability paths: one interface, ``sample(x0, x1, t) -> PathSample``."""
 
-from bioflow.core.paths.affine import BrownianBridgePath, LinearPath, PathSample, ProbabilityPath
+from bioflow.core.paths.affine import AffinePath, BrownianBridgePath, LinearPath
+from bioflow.core.paths.base import PathSample, ProbabilityPath
+from bioflow.core.paths.simplex import GumbelSoftmaxPath, SimplexPathSample
 
-__all__ = ["BrownianBridgePath", "LinearPath", "PathSample", "ProbabilityPath"]
-from bioflow.core.paths.simplex import GumbelSoftmaxPath, SimplexPathSample  # noqa: E402
-
-__all__ += ["GumbelSoftmaxPath", "SimplexPathSample"]
+__all__ = [
+    "AffinePath",
+    "BrownianBridgePath",
+    "GumbelSoftmaxPath",
+    "LinearPath",
+    "PathSample",
+    "ProbabilityPath",
+    "SimplexPathSample",
+]
