@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -186,6 +187,7 @@ class MetaFlowMatching(FlowMatchingModule):
         self.coupling, self.training_scheme = coupling, training
         self.n_encoder_features = n_encoder_features
         self._encoder_step = False
+        self._warned_k = False
         self.method, self.dim = method, dim
         self.n_conditions, self.n_populations = n_conditions, n_populations
         self.embed_cells = embed_cells
@@ -338,13 +340,26 @@ class MetaFlowMatching(FlowMatchingModule):
         # alternating (reference scheme): even steps train the field with the embedding
         # fixed, odd steps train the encoder (the field's gradients are dropped)
         self._encoder_step = alternating and self.training and self.global_step % 2 == 1
+        graphs = batch.get("src_nbrs")
+        if graphs is not None and self.encoder is not None:
+            if any(getattr(g, "k", self.encoder.k) != self.encoder.k for g in graphs):
+                if not self._warned_k:
+                    warnings.warn(
+                        f"the data's cached kNN graphs do not use the encoder's k="
+                        f"{self.encoder.k} (set the DataModule's knn_k to the model's k); "
+                        "building graphs in every step instead",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                    self._warned_k = True
+                graphs = None
         cvec = self.condition_vector(
             n_pop,
             cells=batch.get("src"),
             condition=batch.get("cond"),
             population=batch.get("pop"),
             seed=None if batch.get("seed") is None else int(batch["seed"]),
-            neighbours=batch.get("src_nbrs"),
+            neighbours=graphs,
             extra=batch.get("src_extra"),
             grad_encoder=not alternating or self._encoder_step or not self.training,
         )
