@@ -33,7 +33,7 @@ def fit_meta_flow(
     holdout_key: str | None = None,
     holdout_value: Any = None,
     holdout_mask: Any = None,
-    coupling: str = "independent",
+    coupling: str | None = None,
     pair_key: str | None = None,
     encoder_key: str | None = None,
     on_small: str = "skip",
@@ -72,7 +72,9 @@ def fit_meta_flow(
         boolean mask over the cells; either must select whole populations.
     coupling
         Pairs of initial and final cells within a population: ``"independent"``,
-        ``"paired"`` (by ``pair_key``) or ``"exact"`` (minibatch exact OT).
+        ``"paired"`` (by ``pair_key``) or ``"exact"`` (minibatch exact OT).  Default:
+        ``"paired"`` when a ``pair_key`` is given, else ``"independent"`` (on letters,
+        paired beats independent by far; see the Meta Flow Matching guide).
     pair_key
         Column of ``.obs`` with pair ids linking an initial to a final cell.
     encoder_key
@@ -120,6 +122,8 @@ def fit_meta_flow(
     if method not in META_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
     kwargs = dict(model_kwargs or {})
+    if coupling is None:
+        coupling = kwargs.get("coupling") or ("paired" if pair_key is not None else "independent")
     if "coupling" in kwargs and kwargs["coupling"] != coupling:
         raise ValueError("pass the coupling once: coupling= or model_kwargs['coupling']")
     kwargs["coupling"] = coupling
