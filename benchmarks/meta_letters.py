@@ -64,6 +64,7 @@ def response_task(args, seed):
         source_key="treatment",
         source_value="control",
         condition_key="treatment",
+        coupling="exact" if args.coupling == "exact" else "independent",  # no pairs here
     )
     return a, keys, {"test": held}
 
