@@ -9,20 +9,17 @@ from bioflow.metrics.distribution import (
     mmd_rbf,
     wasserstein,
 )
+from bioflow.metrics.sequence import kmer_distance, kmer_spectrum, letter_frequencies, marginal_kl
 
 __all__ = [
     "MMD_GAMMAS",
     "compare_distributions",
     "correlation_r",
+    "kmer_distance",
+    "kmer_spectrum",
+    "letter_frequencies",
+    "marginal_kl",
     "mean_shift_errors",
     "mmd_rbf",
     "wasserstein",
 ]
-from bioflow.metrics.sequence import (  # noqa: E402
-    kmer_distance,
-    kmer_spectrum,
-    letter_frequencies,
-    marginal_kl,
-)
-
-__all__ += ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"]

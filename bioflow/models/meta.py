@@ -12,7 +12,7 @@ from bioflow.core.losses import flow_matching_loss
 from bioflow.core.paths import LinearPath
 from bioflow.core.solvers import integrate
 from bioflow.metrics import mmd_rbf, wasserstein
-from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
 from bioflow.nn import FourierFeatures, PopulationEncoder, ResidualMLPVectorField
 
 META_METHODS = ("mfm", "fm", "cgfm")
@@ -157,6 +157,7 @@ class MetaFlowMatching(FlowMatchingModule):
             raise ValueError(f"unknown coupling {coupling!r}; choose one of {META_COUPLINGS}")
         if training not in META_TRAINING:
             raise ValueError(f"unknown training {training!r}; choose one of {META_TRAINING}")
+        data_spec = plain_spec(data_spec)
         spec = data_spec or {}
         if dim is None:
             if "dim" not in spec:

@@ -2,34 +2,27 @@
 
 from bioflow.nn.embeddings import FourierFeatures, SinusoidalTimeEmbedding
 from bioflow.nn.fields import MLPVectorField, ResidualMLPVectorField, make_activation
-
-__all__ = [
-    "FourierFeatures",
-    "MLPVectorField",
-    "ResidualMLPVectorField",
-    "SinusoidalTimeEmbedding",
-    "make_activation",
-]
-from bioflow.nn.sequence import (  # noqa: E402
-    DilatedConvNet,
-    SequenceClassifier,
-    SequenceTransformer,
-)
-
-__all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
-
-from bioflow.nn.population import (  # noqa: E402
+from bioflow.nn.population import (
     KNNGraph,
     KNNGraphConv,
     PopulationEncoder,
     knn_edges,
     knn_indices,
 )
+from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
 
-__all__ += [
+__all__ = [
+    "DilatedConvNet",
+    "FourierFeatures",
     "KNNGraph",
     "KNNGraphConv",
+    "MLPVectorField",
     "PopulationEncoder",
+    "ResidualMLPVectorField",
+    "SequenceClassifier",
+    "SequenceTransformer",
+    "SinusoidalTimeEmbedding",
     "knn_edges",
     "knn_indices",
+    "make_activation",
 ]

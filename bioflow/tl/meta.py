@@ -17,7 +17,7 @@ from bioflow.data.populations import (
     read_populations,
 )
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
-from bioflow.tl._train import make_trainer, record
+from bioflow.tl._train import fit_model, record
 
 
 def fit_meta_flow(
@@ -134,45 +134,42 @@ def fit_meta_flow(
     for p in holdout_populations(adata, population_key, holdout_key, holdout_value, holdout_mask):
         if p not in exclude:
             exclude.append(p)
-    pset = read_populations(
+    dm = PopulationDataModule(
         adata,
-        population_key,
-        source_key,
-        source_value,
-        condition_key,
-        use_rep,
-        exclude,
+        population_key=population_key,
+        source_key=source_key,
+        source_value=source_value,
+        condition_key=condition_key,
+        use_rep=use_rep,
+        exclude_populations=exclude,
         min_source_cells=k + 1 if method == "mfm" else 1,
+        populations_per_step=populations_per_step,
+        cells_per_population=cells_per_population,
+        # the encoder embeds as many initial cells as the field sees per population (the
+        # reference embeds the field's own batch), which keeps an MFM step near an FM step
+        embed_cells=kwargs.setdefault("embed_cells", max(cells_per_population, k + 1)),
+        num_workers=num_workers,
+        seed=seed,
+        knn_k=k if method == "mfm" else None,
         pair_key=pair_key,
         encoder_key=encoder_key,
         on_small=on_small,
     )
-    # the encoder embeds as many initial cells as the field sees per population (the
-    # reference embeds the field's own batch), which keeps an MFM step near an FM step
-    embed_cells = kwargs.setdefault("embed_cells", max(cells_per_population, k + 1))
-    dm = PopulationDataModule(
-        pset,
-        populations_per_step=populations_per_step,
-        cells_per_population=cells_per_population,
-        embed_cells=embed_cells,
-        num_workers=num_workers,
-        seed=seed,
-        knn_k=k if method == "mfm" else None,
-    )
-    trainer = make_trainer(max_steps, seed, **trainer_kwargs)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = MetaFlowMatching(
+    pset = dm.pset
+    return fit_model(
+        lambda: MetaFlowMatching(
             dim=pset.dim,
             method=method,
             n_conditions=len(pset.conditions),
             n_populations=len(pset.populations),
-            data_spec=pset.data_spec(),
+            data_spec=dm.data_spec,
             **kwargs,
-        )
-    trainer.fit(model, datamodule=dm)
-    model.eval()
-    return model
+        ),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
+    )
 
 
 def _spec(model: MetaFlowMatching) -> dict:

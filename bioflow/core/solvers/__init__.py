@@ -1,12 +1,11 @@
 """Every sampler: ODE solvers, simplex samplers (Euler, predict-and-renoise), categorical draws."""
 
 from bioflow.core.solvers.categorical import sample_categorical
-from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
+from bioflow.core.solvers.ode import ODE_METHODS, integrate
 from bioflow.core.solvers.simplex import project_simplex, renoise_sample, simplex_euler
 
 __all__ = [
     "ODE_METHODS",
-    "ODESolver",
     "integrate",
     "project_simplex",
     "renoise_sample",
