@@ -29,7 +29,7 @@ def glyph_points(letter: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` points drawn uniformly along the outline of ``letter``, scaled to [-3, 3].
 
     (The ``style="outline"`` letters; the default letters are filled glyphs,
-    :func:`glyph_pixels`.)
+    ``glyph_pixels``.)
 
     Examples
     --------
@@ -134,7 +134,7 @@ def letters(
 
     As the reference implementation builds it (lazaratan/meta-flow-matching): each
     population is one letter at one random rotation; its final cells are the pixels of
-    the filled glyph (:func:`glyph_pixels`), scaled to [-3, 3] keeping the aspect ratio,
+    the filled glyph (``glyph_pixels``), scaled to [-3, 3] keeping the aspect ratio,
     jittered by ``noise`` and then rotated; its initial cells are the same points plus
     ``source_noise * N(0, I)``, so initial cell ``i`` and final cell ``i`` form a pair
     (``obs["pair"]``, the reference's paired coupling).  The default split is the

@@ -61,7 +61,7 @@ class MetaFlowMatching(FlowMatchingModule):
     linear path ``x_t = (1 - t) x0 + t x1``, where the coupling ``pi_i`` of a population's
     initial and final cells is a choice (``coupling``): independent, the data's own pairs
     (a ``pair_key``), or the exact OT plan of the minibatch
-    (:class:`~bioflow.core.couplings.ExactOTCoupling`).
+    (:class:`~bioflow.core.ExactOTCoupling`).
 
     Parameters
     ----------
