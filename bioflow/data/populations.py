@@ -198,7 +198,7 @@ class PopulationDataModule(StreamDataModule):
         With ``knn_k``, the encoder's kNN graphs are computed once for a pool of
         ``embed_draws`` subsamples per population and sent with each batch.
     pair_key, encoder_key, on_small
-        As in ``read_populations`` (:mod:`bioflow.data.population_set`).
+        As in ``read_populations`` (``bioflow.data.population_set``).
 
     Examples
     --------
