@@ -220,8 +220,9 @@ def test_holdout_by_column_and_mask_and_string_errors():
         **FAST,
     )
     assert not any(p.startswith("D") for p in model.data_spec["populations"])
-    with pytest.raises(ValueError, match="list of labels"):
-        bioflow.tl.evaluate_populations(model, a, populations="D_0")
+    # one label is accepted where a list of populations is evaluated (not letter by letter)
+    one = bioflow.tl.evaluate_populations(model, a, populations="D_0")
+    assert set(one["population"]) == {"D_0", "mean", "weighted_mean"}
 
 
 def _screen():

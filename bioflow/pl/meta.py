@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from bioflow.pl._utils import finish, get_axes
+from bioflow._docs import share_docs
+from bioflow.pl._utils import finish
 
 
 def _features(adata, use_rep: str | None) -> tuple[np.ndarray, list[str]]:
@@ -57,6 +58,7 @@ def _project(
     raise ValueError(f"basis must be 'features', 'pca' or 'umap', got {basis!r}")
 
 
+@share_docs
 def populations(
     adata,
     prediction,
@@ -99,13 +101,12 @@ def populations(
         Marker size.
     ax
         A sequence of three axes to draw on (default: a new 1 x 3 figure).
-    show, save
-        Show the figure / save it to this path.
+    {plot_show_save}
 
     Returns
     -------
-    numpy.ndarray
-        The three axes, shape ``(3,)``.
+    numpy.ndarray or None
+        The three axes, shape ``(3,)``, when ``show`` is false, else ``None``.
 
     Examples
     --------
@@ -125,10 +126,8 @@ def populations(
     if use_rep is None and len(prediction.obsm):
         use_rep = next(iter(prediction.obsm))
     if ax is None:
-        get_axes(None)  # selects a non-interactive backend when needed
         import matplotlib.pyplot as plt
 
-        plt.close(plt.gcf())
         _, ax = plt.subplots(1, 3, figsize=(12, 4), sharex=True, sharey=True)
     axes = np.asarray(ax).ravel()
     if axes.size != 3:
@@ -156,5 +155,4 @@ def populations(
             a.set_aspect("equal", adjustable="box")
     if title is not None:
         axes[0].figure.suptitle(title)
-    finish(axes[0], show, save)
-    return axes
+    return finish(axes, show, save)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioflow.data.anndata import cells_to_anndata, match_labels, read_representation
+from bioflow.data.anndata import match_labels, read_representation
 from bioflow.data.populations import (
     PopulationDataModule,
     check_labels,
@@ -17,7 +17,8 @@ from bioflow.data.populations import (
     read_populations,
 )
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
-from bioflow.tl._train import fit_model, record
+from bioflow.tl._predicted import predicted_anndata
+from bioflow.tl._train import check_validation, fit_model, record
 
 
 def fit_meta_flow(
@@ -42,6 +43,8 @@ def fit_meta_flow(
     cells_per_population: int = 256,
     seed: int = 0,
     num_workers: int = 0,
+    validation_fraction: float = 0.0,
+    early_stopping: bool | int = False,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
 ) -> MetaFlowMatching:
@@ -92,6 +95,12 @@ def fit_meta_flow(
         Seed of initialisation and sampling.
     num_workers
         Data-loader workers.
+    validation_fraction
+        Share of the training populations (at least one) held out of training and
+        predicted every 100 steps (``val/w1``, ``val/mmd`` in ``model.history``).
+    early_stopping
+        Stop when ``val/w1`` has not improved for this many validations (``True``: 3);
+        needs ``validation_fraction > 0``.
     model_kwargs
         Extra arguments of :class:`~bioflow.models.MetaFlowMatching` (``k``,
         ``embed_dim``, ``width``, ``lr``, ...).
@@ -123,6 +132,7 @@ def fit_meta_flow(
     """
     if method not in META_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
+    patience = check_validation(validation_fraction, early_stopping)
     kwargs = dict(model_kwargs or {})
     if coupling is None:
         coupling = kwargs.get("coupling") or ("paired" if pair_key is not None else "exact")
@@ -136,6 +146,17 @@ def fit_meta_flow(
     for p in holdout_populations(adata, population_key, holdout_key, holdout_value, holdout_mask):
         if p not in exclude:
             exclude.append(p)
+    val_pops: list[str] = []
+    if validation_fraction > 0 and population_key in adata.obs:
+        excluded = set(exclude)
+        pops = [p for p in pd.unique(adata.obs[population_key].astype(str)) if p not in excluded]
+        n_val = max(1, int(round(validation_fraction * len(pops))))
+        if n_val >= len(pops):
+            raise ValueError(
+                f"validation_fraction={validation_fraction} leaves no training population "
+                f"({len(pops)} available)"
+            )
+        val_pops = sorted(np.random.default_rng(seed).choice(pops, n_val, replace=False))
     dm = PopulationDataModule(
         adata,
         population_key=population_key,
@@ -143,7 +164,7 @@ def fit_meta_flow(
         source_value=source_value,
         condition_key=condition_key,
         use_rep=use_rep,
-        exclude_populations=exclude,
+        exclude_populations=[*exclude, *val_pops],
         min_source_cells=k + 1 if method == "mfm" else 1,
         populations_per_step=populations_per_step,
         cells_per_population=cells_per_population,
@@ -158,6 +179,8 @@ def fit_meta_flow(
         on_small=on_small,
     )
     pset = dm.pset
+    if val_pops:
+        dm.val_problems = [pr for pr in pset.held_out if pr.population in set(val_pops)]
     return fit_model(
         lambda: MetaFlowMatching(
             dim=pset.dim,
@@ -171,10 +194,18 @@ def fit_meta_flow(
         max_steps=max_steps,
         seed=seed,
         trainer_kwargs=trainer_kwargs,
+        validate=bool(val_pops),
+        monitor="val/w1",
+        patience=patience,
     )
 
 
-def _spec(model: MetaFlowMatching) -> dict:
+def _spec(model: MetaFlowMatching, fn: str = "this tool") -> dict:
+    if not isinstance(model, MetaFlowMatching):
+        raise ValueError(
+            f"{fn} needs a MetaFlowMatching model (from bioflow.tl.fit_meta_flow), got a "
+            f"{type(model).__name__}"
+        )
     spec = getattr(model, "data_spec", None)
     if not spec:
         raise ValueError(
@@ -273,9 +304,15 @@ def predict_population(
     Returns
     -------
     anndata.AnnData
-        One predicted cell per initial cell: coordinates in ``.obsm[use_rep]`` (or ``.X``),
-        ``.obs`` copied from the initial cells, ``.obs[condition_key]`` set to
-        ``condition`` and ``.obs["bioflow_predicted"] = True``.
+        One predicted cell per initial cell: ``.obsm[use_rep]`` holds the predictions,
+        ``.X`` the genes (the model's own features when fitted on ``.X``; a PCA
+        reconstruction ``mean + X_pca @ PCs.T`` when ``use_rep`` is the PCA of ``.X`` made
+        by ``sc.pp.pca``; empty, with a warning saying how to get genes, otherwise), ``.var``
+        copied, embeddings of ``adata`` (``X_umap``...) with the predicted cells placed by
+        nearest-neighbour regression, ``.obs`` copied from the initial cells with
+        ``.obs[condition_key]`` set to ``condition``, ``.obs["bioflow_predicted"] = True``
+        and names suffixed ``"-pred"`` (unique next to ``adata``).  See
+        :func:`predict_cells`.
 
     Raises
     ------
@@ -303,7 +340,7 @@ def predict_population(
     >>> pred.obsm["X_coords"].shape
     (60, 2)
     """
-    spec = _spec(model)
+    spec = _spec(model, "predict_population")
     cidx = _condition_index(spec, condition)
     src_key = spec["source_key"]
     if src_key in adata.obs:
@@ -348,10 +385,18 @@ def predict_population(
         else:
             obs[ckey] = pd.Categorical([value] * len(obs))
     obs["bioflow_predicted"] = True
-    obs["bioflow_source_cell"] = obs.index.astype(str)
     tag = "pred" if ckey is None or cidx is None else f"pred-{spec['conditions'][cidx]}"
-    obs.index = [f"{name}-{tag}" for name in obs["bioflow_source_cell"]]
-    out = cells_to_anndata(pred, obs, spec["use_rep"], spec["var_names"])
+    src = adata[rows] if len(rows) != adata.n_obs else adata
+    out = predicted_anndata(
+        src,
+        np.arange(len(rows)),
+        pred,
+        obs,
+        use_rep=spec["use_rep"],
+        var_names=spec["var_names"],
+        suffix=f"-{tag}",
+        tool="predict_population",
+    )
     record(
         out,
         "predict_population",
@@ -423,8 +468,12 @@ def evaluate_populations(
      ['weighted_mean', 'no-motion']]
     """
     from bioflow.metrics import compare_distributions, mean_shift_errors
+    from bioflow.metrics.distribution import check_max_points
 
-    spec = _spec(model)
+    spec = _spec(model, "evaluate_populations")
+    check_max_points(max_points)
+    if isinstance(populations, str):  # one label
+        populations = [populations]
     wanted = check_labels(populations, "populations")
     if not wanted:
         raise ValueError("`populations` is empty")
