@@ -1,25 +1,25 @@
 """Distances between point clouds (W1, W2, RBF-MMD, feature-correlation r) and between sets
 of sequences (per-position marginal KL, k-mer spectrum distance)."""
 
-from bioflow.metrics.distribution import (
-    MMD_GAMMAS,
-    compare_distributions,
-    correlation_r,
-    mean_shift_errors,
-    mmd_rbf,
-    wasserstein,
-)
-from bioflow.metrics.sequence import kmer_distance, kmer_spectrum, letter_frequencies, marginal_kl
+from bioflow._lazy import attach
 
-__all__ = [
-    "MMD_GAMMAS",
-    "compare_distributions",
-    "correlation_r",
-    "kmer_distance",
-    "kmer_spectrum",
-    "letter_frequencies",
-    "marginal_kl",
-    "mean_shift_errors",
-    "mmd_rbf",
-    "wasserstein",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(
+            [
+                "MMD_GAMMAS",
+                "compare_distributions",
+                "correlation_r",
+                "mean_shift_errors",
+                "mmd_rbf",
+                "wasserstein",
+            ],
+            ".distribution",
+        ),
+        **dict.fromkeys(
+            ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"], ".sequence"
+        ),
+    },
+)

@@ -106,6 +106,8 @@ def fit_meta_flow(
         ``embed_dim``, ``width``, ``lr``, ...).
     **trainer_kwargs
         Passed to :class:`lightning.Trainer`.
+        ``compile=True`` compiles the networks with :func:`torch.compile` (a dict gives its
+        options) and ``precision=`` sets Lightning's precision (e.g. ``"bf16-mixed"``).
 
     Returns
     -------

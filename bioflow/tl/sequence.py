@@ -50,6 +50,8 @@ def fit_sequence_flow(
         ``n_layers``, ``tau_max``, ``lam``, ``beta``, ``lr``, ...).
     **trainer_kwargs
         Passed to :class:`lightning.Trainer`.
+        ``compile=True`` compiles the networks with :func:`torch.compile` (a dict gives its
+        options) and ``precision=`` sets Lightning's precision (e.g. ``"bf16-mixed"``).
 
     Returns
     -------
@@ -118,16 +120,15 @@ def sample_sequences(
         Strength ``gamma``.  ``"renoise"``: the clean-letter logits are tilted by ``gamma``
         times the straight-through reward gradient (``gamma = 1`` approximates sampling the
         posterior ``p(x | y)`` of a classifier's class ``y``; larger values sharpen it).
-        ``"euler"``: ``gamma`` times the gradient is added to the velocity.
+        ``"euler"``: the ODE's clean-letter logits are tilted the same way.
     n_guidance_samples
         Hard samples ``M`` per step that estimate the gradient.
     guidance_target
         Class (or output) rewarded when ``guidance`` is a predictor.
     method
         ``"renoise"`` (default; predict-and-renoise: far closer per-position laws and the
-        better guided sampler) or ``"euler"`` (the GSFM ODE on the simplex: collapses
-        per-position laws to their mode for large alphabets, keeps more dependence
-        between positions unguided); see
+        better guided sampler) or ``"euler"`` (the GSFM ODE on the simplex, which
+        carries the path's marginals from the prior to the vertices); see
         :meth:`~bioflow.models.SequenceFlow.sample_simplex` for the figures.
     seed
         Random seed.
