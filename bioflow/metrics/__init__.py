@@ -8,7 +8,14 @@ __getattr__, __dir__, __all__ = attach(
     [],
     {
         **dict.fromkeys(
-            ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"],
+            [
+                "MMD_GAMMAS",
+                "compare_distributions",
+                "correlation_r",
+                "mean_shift_errors",
+                "mmd_rbf",
+                "wasserstein",
+            ],
             ".distribution",
         ),
         "off_data_fraction": ".endpoints",

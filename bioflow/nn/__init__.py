@@ -11,6 +11,9 @@ __getattr__, __dir__, __all__ = attach(
         **dict.fromkeys(
             ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"], ".sequence"
         ),
-        **dict.fromkeys(["PopulationEncoder", "knn_edges"], ".population"),
+        **dict.fromkeys(
+            ["KNNGraph", "KNNGraphConv", "PopulationEncoder", "knn_edges", "knn_indices"],
+            ".population",
+        ),
     },
 )
