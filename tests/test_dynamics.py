@@ -175,3 +175,18 @@ def test_evaluate_holdout_beats_no_motion():
     assert w1["ot-cfm"] < 0.75 * w1["no-motion"], df
     cols = ["held_out", "method", "seed", "w1", "w2", "mmd", "w1_end", "off_data"]
     assert list(df.columns) == cols
+
+
+def test_load_model_in_a_fresh_session(tmp_path):
+    """The model classes load lazily: ``bioflow.load_model`` must still find them."""
+    import subprocess
+    import sys
+
+    adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=30)
+    model = bioflow.tl.fit_dynamics(
+        adata, time_key="time", use_rep="X_pca", max_steps=2, enable_progress_bar=False
+    )
+    model.save(tmp_path / "m.pt")
+    code = f"import bioflow; print(type(bioflow.load_model({str(tmp_path / 'm.pt')!r})).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "CellFlowMatching"

@@ -197,6 +197,12 @@ class FlowMatchingModule(L.LightningModule):
         if not kind:
             raise ValueError(f"{where!r} is not a bioflow model checkpoint")
         target = _MODEL_CLASSES.get(kind)
+        if target is None:  # the model modules load lazily: register their classes
+            import importlib
+
+            for name in ("dynamics", "meta", "sequence"):
+                importlib.import_module(f"bioflow.models.{name}")
+            target = _MODEL_CLASSES.get(kind)
         if target is None:
             raise ValueError(
                 f"{where!r} holds a {kind!r} model, which is not a bioflow model class "

@@ -207,7 +207,10 @@ def trajectories(
         lc = LineCollection(np.concatenate(segs), cmap="plasma", linewidths=0.8, alpha=0.8)
         lc.set_array(np.concatenate(tseg))
         ax.add_collection(lc)
-        ax.figure.colorbar(lc, ax=ax, label="time along path")
+        # below the axes: the right margin holds the legend of the cell colours
+        ax.figure.colorbar(
+            lc, ax=ax, label="time along path", location="bottom", shrink=0.6, pad=0.12
+        )
     else:
         for i in pick:
             ax.plot(paths[i, order, 0], paths[i, order, 1], color="k", lw=0.5, alpha=0.4)
@@ -238,9 +241,16 @@ def trajectories(
         label="trajectory end",
         zorder=3,
     )
-    ax.legend(handles=[end], loc="lower right", fontsize=8, markerscale=2)
     if legend is not None:
-        ax.add_artist(legend)
+        # one legend in the right margin (scanpy's place for it): the cell colours and the
+        # trajectory ends; a second legend artist would be cut off by a tight save
+        handles = [*legend.legend_handles, end]
+        labels = [t.get_text() for t in legend.get_texts()] + ["trajectory end"]
+        ax.legend(
+            handles, labels, loc="center left", bbox_to_anchor=(1, 0.5), frameon=False, fontsize=8
+        )
+    else:
+        ax.legend(handles=[end], loc="lower right", fontsize=8, markerscale=2)
     c0, c1 = components
     ax.set_xlabel(_label(basis, c0))
     ax.set_ylabel(_label(basis, c1))
