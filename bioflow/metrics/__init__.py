@@ -1,5 +1,6 @@
 """Distances between point clouds (W1, W2, RBF-MMD, feature-correlation r) and between sets
-of sequences (per-position marginal KL, k-mer spectrum distance)."""
+of sequences (per-position marginal KL, k-mer spectrum distances, NLL under a known model,
+uniqueness, novelty, motif share, diversity)."""
 
 from bioflow.metrics.distribution import (
     MMD_GAMMAS,
@@ -11,10 +12,27 @@ from bioflow.metrics.distribution import (
 
 __all__ = ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"]
 from bioflow.metrics.sequence import (  # noqa: E402
+    diversity,
     kmer_distance,
+    kmer_distances,
     kmer_spectrum,
     letter_frequencies,
     marginal_kl,
+    motif_share,
+    negative_log_likelihood,
+    novelty,
+    uniqueness,
 )
 
-__all__ += ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"]
+__all__ += [
+    "diversity",
+    "kmer_distance",
+    "kmer_distances",
+    "kmer_spectrum",
+    "letter_frequencies",
+    "marginal_kl",
+    "motif_share",
+    "negative_log_likelihood",
+    "novelty",
+    "uniqueness",
+]
