@@ -24,6 +24,6 @@ __all__ = [
     "tl",
 ]
 from bioflow import io  # noqa: E402
-from bioflow.models import SequenceFlow  # noqa: E402
+from bioflow.models import DiscreteFlow, SequenceFlow  # noqa: E402
 
-__all__ += ["SequenceFlow", "io"]
+__all__ += ["DiscreteFlow", "SequenceFlow", "io"]

@@ -63,7 +63,7 @@ def test_every_config_fits_a_few_steps(cfg, files, tmp_path):
 
 def test_every_family_has_configs():
     texts = [c.read_text() for c in CONFIGS]
-    for cls in ("CellFlowMatching", "MetaFlowMatching", "SequenceFlow"):
+    for cls in ("CellFlowMatching", "MetaFlowMatching", "SequenceFlow", "DiscreteFlow"):
         assert sum(cls in t for t in texts) >= 2, cls
 
 
@@ -134,7 +134,7 @@ def test_meta_predict_h5ad(files, tmp_path):
 def test_checkpoint_of_another_family_is_refused_by_the_cli(files, tmp_path):
     _, ckpt = _fit_and_checkpoint("cells_simulated.yaml",
                                   ["--data.adata", str(files / "cells.h5ad")], tmp_path / "a")
-    with pytest.raises(ValueError, match="holds a CellFlowMatching model, not a SequenceFlow"):
+    with pytest.raises(ValueError, match="holds a CellFlowMatching model, not a DiscreteFlow"):
         main(["fit", "--config", str(ROOT / "configs" / "seq_motif.yaml"), *QUIET,
               "--trainer.default_root_dir", str(tmp_path / "b"), "--trainer.max_steps", "4",
               "--trainer.logger.init_args.save_dir", str(tmp_path / "b"),

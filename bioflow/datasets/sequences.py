@@ -226,6 +226,28 @@ class MarkovMotif:
             raise ValueError(f"sequences must have length {self.length}, got {a.shape[1]}")
         return a
 
+    def position_marginals(self) -> np.ndarray:
+        """Exact letter law of every position, ``(L, K)`` (rows sum to 1).
+
+        The chain's marginals are uniform; the motif shifts those of the positions its
+        windows cover.
+        """
+        K, L, m = len(self.alphabet), self.length, len(self.motif)
+        W = L - m + 1
+        out = np.empty((L, K))
+        chain = np.empty((L, K))
+        chain[0] = self.initial
+        for i in range(1, L):
+            chain[i] = chain[i - 1] @ self.transition
+        for i in range(L):
+            out[i] = (1 - self.motif_prob) * chain[i]
+            for w in range(W):
+                if w <= i < w + m:
+                    out[i, self.alphabet.index(self.motif[i - w])] += self.motif_prob / W
+                else:
+                    out[i] += self.motif_prob / W * chain[i]
+        return out
+
     def sample(self, n: int, *, seed: int = 0) -> tuple[list[str], np.ndarray]:
         """Draw ``n`` sequences.
 

@@ -11,6 +11,9 @@ from bioflow.models.sequence import (  # noqa: E402
 )
 
 __all__ += ["SEQUENCE_OBJECTIVES", "SequenceFlow", "SequencePredictor"]
+from bioflow.models.discrete import DiscreteFlow  # noqa: E402
+
+__all__ += ["DiscreteFlow"]
 
 from bioflow.models.meta import META_METHODS, MetaFlowMatching  # noqa: E402
 

@@ -160,14 +160,13 @@ class SequenceFlow(FlowMatchingModule):
             STGFlow reward: maps one-hot sequences ``(m, L, K)`` to rewards ``(m,)``
             (e.g. a classifier's log-probability of the wanted class); ``None``: unguided.
         guidance_scale
-            Strength ``gamma``.  With ``method="renoise"`` the letters of each step are
-            drawn from ``p_theta(x1 | x_t) exp(gamma f(x1))`` (``gamma = 1`` with a
-            classifier's log-probability: the posterior ``p(x1 | x_t, y)``): the logits are
-            tilted by ``gamma`` times the straight-through reward gradient and the
-            ``n_guidance_samples`` draws from that tilt are importance-resampled
-            (:meth:`~bioflow.core.guidance.STGuidance.draw`).
-            With ``method="euler"`` ``gamma`` times the gradient w.r.t. ``x_t`` is added to
-            the velocity.
+            ``gamma >= 0``: the target law is ``p(x) exp(gamma f(x))`` (``gamma = 1`` with a
+            classifier's log-probability of class ``y``: ``p(x | y)``).  Both samplers tilt
+            the clean-letter posterior ``p_theta(x1 | x_t)`` by ``gamma`` times the
+            straight-through reward gradient (first order); ``"renoise"`` draws the letters
+            of each step from it with an importance correction
+            (:meth:`~bioflow.core.guidance.STGuidance.draw`), ``"euler"`` follows the
+            velocity of the tilted posterior.
         n_guidance_samples
             ``M``, hard sequences drawn per step to estimate the gradient (and, with
             ``"renoise"``, the candidates of the importance resampling).
@@ -201,12 +200,7 @@ class SequenceFlow(FlowMatchingModule):
             raise ValueError(f"method must be one of {self.samplers}, got {method!r}")
         guide = None
         if guidance is not None:
-            if not callable(guidance):
-                raise ValueError(f"guidance must be callable, got {type(guidance).__name__}")
-            if not 0 <= guidance_scale < float("inf"):  # also refuses NaN
-                raise ValueError(f"guidance_scale must be finite and >= 0, got {guidance_scale}")
-            if n_guidance_samples < 1:
-                raise ValueError(f"n_guidance_samples must be >= 1, got {n_guidance_samples}")
+            check_guidance(guidance, guidance_scale, n_guidance_samples)
             guide = STGuidance(
                 guidance, n_samples=n_guidance_samples, scale=guidance_scale, generator=generator
             )
@@ -219,9 +213,19 @@ class SequenceFlow(FlowMatchingModule):
             x0 = self.path.prior_sample(
                 m, self.seq_len, self.n_letters, generator=generator, device=self.device
             )
-            field = self.velocity if guide is None else guide(self.velocity)
+            field = self.velocity if guide is None else self._tilted_velocity(guide)
             out.append(simplex_euler(field, x0, steps=steps))
         return torch.cat(out)
+
+    def _tilted_velocity(self, guide: STGuidance) -> Callable[[Tensor, Tensor], Tensor]:
+        # the velocity of the tilted target p(x) exp(gamma f(x)): the clean-letter posterior
+        # p_theta(x1 | x_t) is tilted by gamma times the straight-through gradient of f
+        # (first order), the same meaning of gamma as in every other sequence sampler
+        def field(t: Tensor, x: Tensor) -> Tensor:
+            p = torch.softmax(guide.tilt(self(t, x)), -1)
+            return self.path.model_velocity(x, p, t)
+
+        return field
 
     def _renoise(self, m: int, steps: int, generator, guide: STGuidance | None) -> Tensor:
         K = self.n_letters
@@ -267,6 +271,16 @@ class SequenceFlow(FlowMatchingModule):
     def sample(self, n: int, **kwargs) -> list[str]:
         """``n`` sequences (strings); keyword arguments as in :meth:`sample_simplex`."""
         return self.decode(self.sample_simplex(n, **kwargs))
+
+
+def check_guidance(guidance, guidance_scale: float, n_guidance_samples: int) -> None:
+    """Refuse a guidance reward that is not callable, ``gamma`` < 0 / NaN / inf, ``M`` < 1."""
+    if not callable(guidance):
+        raise ValueError(f"guidance must be callable, got {type(guidance).__name__}")
+    if not 0 <= guidance_scale < float("inf"):  # also refuses NaN
+        raise ValueError(f"guidance_scale must be finite and >= 0, got {guidance_scale}")
+    if n_guidance_samples < 1:
+        raise ValueError(f"n_guidance_samples must be >= 1, got {n_guidance_samples}")
 
 
 def _alphabet_and_length(

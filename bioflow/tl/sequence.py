@@ -1,4 +1,5 @@
-"""Sequence tools: fit a Gumbel-Softmax flow, sample (optionally guided), fit a classifier."""
+"""Sequence tools: fit a sequence flow (discrete flow matching or Gumbel-Softmax), sample
+(optionally with STGFlow guidance), fit a classifier."""
 
 from __future__ import annotations
 
@@ -9,22 +10,27 @@ import numpy as np
 import torch
 
 from bioflow.data.sequences import SequenceDataModule, load_sequences, resolve_alphabet
+from bioflow.models.discrete import DiscreteFlow
 from bioflow.models.sequence import SEQUENCE_OBJECTIVES, SequenceFlow, SequencePredictor
 from bioflow.tl._train import make_trainer
+
+#: training methods of :func:`fit_sequence_flow`, the default first
+SEQUENCE_METHODS = ("dfm-masked", "dfm-uniform", "gsfm")
 
 
 def fit_sequence_flow(
     sequences: Sequence[str] | str,
     *,
     alphabet: str = "dna",
+    method: str = "dfm-masked",
     objective: str = "flow",
     max_steps: int = 2000,
     batch_size: int = 128,
     seed: int = 0,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
-) -> SequenceFlow:
-    """Train Gumbel-Softmax flow matching on equal-length sequences.
+) -> DiscreteFlow | SequenceFlow:
+    """Train a generative flow on equal-length sequences.
 
     Parameters
     ----------
@@ -32,19 +38,27 @@ def fit_sequence_flow(
         List of strings or a FASTA path.
     alphabet
         ``"dna"``, ``"protein"`` or a string of letters.
+    method
+        ``"dfm-masked"`` (default): discrete flow matching with a masked source
+        (:class:`~bioflow.models.DiscreteFlow`); it learns the joint law of the sequences
+        and its default sampler draws from it.  ``"dfm-uniform"``: discrete flow matching
+        with a uniform source (every intermediate state is a valid sequence).  ``"gsfm"``:
+        Gumbel-Softmax flow matching on the simplex (:class:`~bioflow.models.SequenceFlow`).
     objective
-        ``"flow"`` (cross-entropy) or ``"score"`` (Gumbel-softmax score matching).
+        ``"gsfm"`` only: ``"flow"`` (cross-entropy) or ``"score"`` (Gumbel-softmax score
+        matching).
     max_steps, batch_size, seed
         Training settings.
     model_kwargs
-        Extra arguments of :class:`~bioflow.models.SequenceFlow` (``backbone``, ``hidden``,
-        ``n_layers``, ``tau_max``, ``lam``, ``beta``, ``lr``, ...).
+        Extra arguments of the model (``backbone``, ``hidden``, ``n_layers``, ``lr``, ...;
+        ``exponent`` and ``loss`` for the discrete flows, ``tau_max``, ``lam``, ``beta`` for
+        GSFM).
     **trainer_kwargs
         Passed to :class:`lightning.Trainer`.
 
     Returns
     -------
-    SequenceFlow
+    DiscreteFlow or SequenceFlow
         The trained model in eval mode.
 
     Examples
@@ -56,8 +70,12 @@ def fit_sequence_flow(
     >>> model.alphabet, model.seq_len
     ('ACGT', 20)
     """
+    if method not in SEQUENCE_METHODS:
+        raise ValueError(f"method must be one of {SEQUENCE_METHODS}, got {method!r}")
     if objective not in SEQUENCE_OBJECTIVES:
         raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
+    if method != "gsfm" and objective != "flow":
+        raise ValueError(f"objective={objective!r} applies to method='gsfm' only, not {method!r}")
     letters = resolve_alphabet(alphabet)
     dm = SequenceDataModule(sequences, letters, batch_size=batch_size, seed=seed)
     kwargs = dict(model_kwargs or {})
@@ -66,14 +84,18 @@ def fit_sequence_flow(
     trainer = make_trainer(max_steps, seed, **trainer_kwargs)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs)
+        if method == "gsfm":
+            model = SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs)
+        else:
+            source = "mask" if method == "dfm-masked" else "uniform"
+            model = DiscreteFlow(letters, dm.seq_len, source=source, **kwargs)
     trainer.fit(model, datamodule=dm)
     model.eval()
     return model
 
 
 def sample_sequences(
-    model: SequenceFlow,
+    model: DiscreteFlow | SequenceFlow,
     n: int,
     *,
     steps: int = 100,
@@ -81,15 +103,25 @@ def sample_sequences(
     guidance_scale: float = 1.0,
     n_guidance_samples: int = 8,
     guidance_target: int = 1,
-    method: str = "renoise",
+    method: str | None = None,
     seed: int = 0,
 ) -> list[str]:
     """Generate ``n`` sequences, optionally with STGFlow guidance.
 
+    Guidance has one meaning for every model and sampler: with a reward ``f`` (a
+    classifier's log-probability of ``guidance_target``, a regressor's output, or any
+    callable) and ``gamma = guidance_scale`` the target law is ``p(x) exp(gamma f(x))``.
+    ``gamma = 0`` is the model's own law, ``gamma = 1`` with a classifier's
+    log-probability of class ``y`` is ``p(x | y)`` (the principled value), larger values
+    sharpen the tilt toward high rewards (less diversity).  Each sampler step tilts the
+    model's clean-letter posterior by ``gamma`` times the straight-through gradient of ``f``
+    (a first-order tilt), and the discrete samplers correct it by importance resampling.
+
     Parameters
     ----------
     model
-        A trained :class:`~bioflow.models.SequenceFlow`.
+        A trained :class:`~bioflow.models.DiscreteFlow` or
+        :class:`~bioflow.models.SequenceFlow`.
     n
         Number of sequences.
     steps
@@ -97,23 +129,20 @@ def sample_sequences(
     guidance
         A :class:`~bioflow.models.SequencePredictor` (rewarding the log-probability of class
         ``guidance_target``, or output ``guidance_target`` for regressors) or a callable
-        mapping one-hot sequences ``(m, L, K)`` to rewards ``(m,)``.  Works with either
+        mapping one-hot sequences ``(m, L, K)`` to rewards ``(m,)``.  Works with every
         sampler.
     guidance_scale
-        Strength ``gamma``.  ``"renoise"``: the clean-letter logits are tilted by ``gamma``
-        times the straight-through reward gradient (``gamma = 1`` approximates sampling the
-        posterior ``p(x | y)`` of a classifier's class ``y``; larger values sharpen it).
-        ``"euler"``: ``gamma`` times the gradient is added to the velocity.
+        ``gamma >= 0``, the exponent of the tilt ``p(x) exp(gamma f(x))`` (see above).
     n_guidance_samples
-        Hard samples ``M`` per step that estimate the gradient.
+        Hard samples ``M`` per step that estimate the gradient (and the candidates of the
+        importance resampling).
     guidance_target
         Class (or output) rewarded when ``guidance`` is a predictor.
     method
-        ``"renoise"`` (default; predict-and-renoise: far closer per-position laws and the
-        better guided sampler) or ``"euler"`` (the GSFM ODE on the simplex: collapses
-        per-position laws to their mode for large alphabets, keeps more dependence
-        between positions unguided); see
-        :meth:`~bioflow.models.SequenceFlow.sample_simplex` for the figures.
+        The sampler; ``None``: the model's default (``model.samplers[0]``).
+        :class:`~bioflow.models.DiscreteFlow`: ``"stratified"`` (masked source, default)
+        or ``"jump"``; :class:`~bioflow.models.SequenceFlow`: its samplers (see
+        :meth:`~bioflow.models.SequenceFlow.sample_simplex`).
     seed
         Random seed.
 
@@ -138,8 +167,11 @@ def sample_sequences(
     >>> len(guided)
     10
     """
-    if not isinstance(model, SequenceFlow):
-        raise ValueError(f"model must be a SequenceFlow, got {type(model).__name__}")
+    if not isinstance(model, (DiscreteFlow, SequenceFlow)):
+        raise ValueError(
+            f"model must be a DiscreteFlow or SequenceFlow, got {type(model).__name__}"
+        )
+    method = model.samplers[0] if method is None else method
     if method not in model.samplers:
         raise ValueError(f"method must be one of {model.samplers}, got {method!r}")
     reward = None

@@ -6,3 +6,10 @@ __all__ = ["BrownianBridgePath", "LinearPath", "PathSample", "ProbabilityPath"]
 from bioflow.core.paths.simplex import GumbelSoftmaxPath, SimplexPathSample  # noqa: E402
 
 __all__ += ["GumbelSoftmaxPath", "SimplexPathSample"]
+from bioflow.core.paths.discrete import (  # noqa: E402
+    DiscretePathSample,
+    MixtureDiscretePath,
+    PolynomialScheduler,
+)
+
+__all__ += ["DiscretePathSample", "MixtureDiscretePath", "PolynomialScheduler"]
