@@ -43,7 +43,7 @@ PROTEIN = "ACDEFGHIKLMNPQRSTVWY"
 
 
 def model_kwargs(a):
-    return dict(hidden=a.hidden, n_layers=a.n_layers, lr=2e-3, lr_schedule="cosine")
+    return dict(backbone="cnn", hidden=a.hidden, n_layers=a.n_layers, lr=2e-3, lr_schedule="cosine")
 
 
 def score(gen, train, law, probs, dt, n_gen):
@@ -138,8 +138,6 @@ def sample_peer(peer, n, steps, seed, K, L):
 
 def markov(a):
     law = MarkovMotif(a.length)
-    probs = law.position_marginals()
-    K, L = 4, a.length
     steps_list = [int(s) for s in a.sample_steps.split(",")]
     out = dict(
         task=repr(law),
@@ -151,40 +149,55 @@ def markov(a):
         sample_steps=steps_list,
         seeds=[],
     )
-    for seed in [int(s) for s in a.seeds.split(",")]:
-        train, _ = law.sample(a.n_train, seed=seed)
-        held, _ = law.sample(a.n_gen, seed=seed + 1000)
-        t0 = time.time()
-        rec = dict(seed=seed, data=score(held, train, law, probs, 1.0, a.n_gen), runs=[])
-        rec["data"].pop("seqs_per_s")
-        print(json.dumps(rec["data"]), flush=True)
-        methods = [m for m in a.methods.split(",")]
-        for method in methods:
-            if method == "peer":
-                model, ms = fit_peer(train, a, seed, K, L)
-                samplers = ["euler (flow_matching)"]
-            else:
-                model, ms = fit_timed(train, a, seed, method=method)
-                samplers = list(model.samplers)
-            for sampler in samplers:
-                for steps in steps_list:
-                    t1 = time.time()
-                    if method == "peer":
-                        gen = sample_peer(model, a.n_gen, steps, seed + 7, K, L)
-                    else:
-                        gen = bioflow.tl.sample_sequences(
-                            model, a.n_gen, steps=steps, method=sampler, seed=seed + 7
-                        )
-                    row = dict(
-                        method=method, sampler=sampler, steps=steps, train_ms_per_step=round(ms, 1)
-                    )
-                    row.update(score(gen, train, law, probs, time.time() - t1, a.n_gen))
-                    row["default"] = method == "dfm-masked" and sampler == model.samplers[0]
-                    rec["runs"].append(row)
-                    print(json.dumps(row), flush=True)
-        rec["wall_s"] = round(time.time() - t0, 1)
-        out["seeds"].append(rec)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if a.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(min(a.jobs, len(seeds))) as pool:
+            out["seeds"] = pool.starmap(markov_seed, [(a, s) for s in seeds])
+    else:
+        out["seeds"] = [markov_seed(a, s) for s in seeds]
     return out
+
+
+def markov_seed(a, seed):
+    torch.set_num_threads(a.threads)
+    law = MarkovMotif(a.length)
+    probs = law.position_marginals()
+    K, L = 4, a.length
+    steps_list = [int(s) for s in a.sample_steps.split(",")]
+    train, _ = law.sample(a.n_train, seed=seed)
+    held, _ = law.sample(a.n_gen, seed=seed + 1000)
+    t0 = time.time()
+    rec = dict(seed=seed, data=score(held, train, law, probs, 1.0, a.n_gen), runs=[])
+    rec["data"].pop("seqs_per_s")
+    print(json.dumps(rec["data"]), flush=True)
+    methods = [m for m in a.methods.split(",")]
+    for method in methods:
+        if method == "peer":
+            model, ms = fit_peer(train, a, seed, K, L)
+            samplers = ["euler (flow_matching)"]
+        else:
+            model, ms = fit_timed(train, a, seed, method=method)
+            samplers = list(model.samplers)
+        for sampler in samplers:
+            for steps in steps_list:
+                t1 = time.time()
+                if method == "peer":
+                    gen = sample_peer(model, a.n_gen, steps, seed + 7, K, L)
+                else:
+                    gen = bioflow.tl.sample_sequences(
+                        model, a.n_gen, steps=steps, method=sampler, seed=seed + 7
+                    )
+                row = dict(
+                    method=method, sampler=sampler, steps=steps, train_ms_per_step=round(ms, 1)
+                )
+                row.update(score(gen, train, law, probs, time.time() - t1, a.n_gen))
+                row["default"] = method == "dfm-masked" and sampler == model.samplers[0]
+                rec["runs"].append(row)
+                print(json.dumps(row), flush=True)
+    rec["wall_s"] = round(time.time() - t0, 1)
+    return rec
 
 
 def _guided_rows(model, clf_or_fn, gammas, a, label, target=1, **score_kw):
@@ -319,7 +332,7 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--n-layers", type=int, default=4)
     ap.add_argument("--sample-steps", default="10,50,200")
-    ap.add_argument("--guide-methods", default="dfm-masked,dfm-uniform,gsfm")
+    ap.add_argument("--guide-methods", default="dfm-masked,gsfm")
     ap.add_argument("--guide-gen", type=int, default=300)
     ap.add_argument("--guide-steps", type=int, default=50)
     ap.add_argument("--clf-steps", type=int, default=300)
@@ -329,6 +342,7 @@ def main(argv=None):
     ap.add_argument("--protein-train-steps", type=int, default=800)
     ap.add_argument("--protein-gammas", default="0,4,8,16,32,64")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     a.seeds_list = [int(s) for s in a.seeds.split(",")]

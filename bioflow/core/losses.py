@@ -127,8 +127,9 @@ def mixture_path_loss(logits: Tensor, sample, path, kind: str = "ce") -> Tensor:
     path
         The :class:`~bioflow.core.paths.discrete.MixtureDiscretePath` it was drawn from.
     kind
-        ``"ce"``: cross-entropy ``-log p_theta(x1 | x_t)``, averaged over the positions that
-        carry information (the masked ones for the masked source, all for the uniform one).
+        ``"ce"``: cross-entropy ``-log p_theta(x1 | x_t)`` over the positions that carry
+        information (the masked ones for the masked source, averaged per sequence and
+        then over sequences; all positions for the uniform source).
         ``"gkl"``: the generalised KL between the conditional and the model probability
         velocities, ``dkappa / (1 - kappa) [delta(x1, x_t) - p_theta(x_t | x_t)
         - (1 - delta(x1, x_t)) log p_theta(x1 | x_t)]`` per position (its minimiser is the
@@ -154,8 +155,15 @@ def mixture_path_loss(logits: Tensor, sample, path, kind: str = "ce") -> Tensor:
         raise ValueError(f"kind must be one of {DISCRETE_LOSSES}, got {kind!r}")
     x_t, x1 = sample.x_t, sample.x1
     if kind == "ce":
-        mask = x_t == path.mask_token if path.mask_token is not None else None
-        return sequence_cross_entropy(logits, x1, mask)
+        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x1, reduction="none")
+        if path.mask_token is None:
+            return ce.mean()
+        # mean over each sequence's masked positions, then over sequences: every draw of t
+        # counts the same (the ELBO's 1 / (1 - kappa) weighting, with the realised count),
+        # rather than pooling positions, which lets the nearly uninformative early times
+        # (most positions masked) dominate
+        mask = (x_t == path.mask_token).to(ce.dtype)
+        return ((ce * mask).sum(1) / mask.sum(1).clamp_min(1.0)).mean()
     logp = torch.log_softmax(logits, -1)
     sched = path.scheduler
     t = sample.t.clamp_max(1 - 1e-3)  # the weight dkappa / (1 - kappa) diverges at t = 1
