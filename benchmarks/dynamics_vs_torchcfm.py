@@ -77,29 +77,47 @@ def loo(adata, args):
         x_true = series.x[series.cells_at(k)]
         t0 = time.perf_counter()
         model = _fit_series(
-            sub, method="ot-cfm", max_steps=args.steps, batch_size=args.batch_size,
-            seed=args.seed, num_workers=0,
+            sub,
+            method="ot-cfm",
+            max_steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            num_workers=0,
             model_kwargs=dict(hidden=(args.width,) * 3, lr=args.lr, sigma=args.sigma),
             trainer_kwargs=dict(enable_progress_bar=False),
         )
         bf_seconds = time.perf_counter() - t0
         with torch.no_grad():
-            bf_pred = integrate(model.velocity, x_prev, [values[k - 1], values[k]],
-                                method="rk4", steps=args.ode_steps)
-        velocity, tc_seconds = torchcfm_fit(sub, steps=args.steps, batch_size=args.batch_size,
-                                            width=args.width, lr=args.lr, sigma=args.sigma,
-                                            seed=args.seed)
+            bf_pred = integrate(
+                model.velocity,
+                x_prev,
+                [values[k - 1], values[k]],
+                method="rk4",
+                steps=args.ode_steps,
+            )
+        velocity, tc_seconds = torchcfm_fit(
+            sub,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            width=args.width,
+            lr=args.lr,
+            sigma=args.sigma,
+            seed=args.seed,
+        )
         with torch.no_grad():
-            tc_pred = integrate(velocity, x_prev, [values[k - 1], values[k]], method="rk4",
-                                steps=args.ode_steps)
-        rows.append({
-            "held_out": labels[k],
-            "bioflow_w1": wasserstein(bf_pred, x_true),
-            "torchcfm_w1": wasserstein(tc_pred, x_true),
-            "no_motion_w1": wasserstein(x_prev, x_true),
-            "bioflow_fit_s": round(bf_seconds, 2),
-            "torchcfm_fit_s": round(tc_seconds, 2),
-        })
+            tc_pred = integrate(
+                velocity, x_prev, [values[k - 1], values[k]], method="rk4", steps=args.ode_steps
+            )
+        rows.append(
+            {
+                "held_out": labels[k],
+                "bioflow_w1": wasserstein(bf_pred, x_true),
+                "torchcfm_w1": wasserstein(tc_pred, x_true),
+                "no_motion_w1": wasserstein(x_prev, x_true),
+                "bioflow_fit_s": round(bf_seconds, 2),
+                "torchcfm_fit_s": round(tc_seconds, 2),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -125,16 +143,26 @@ def coupling_times(args):
     out = []
     for n in args.sizes:
         reps = 5 if n <= 1024 else 2
-        pairs = [(torch.from_numpy(x[t == a][rng.choice((t == a).sum(), n, replace=False)]),
-                  torch.from_numpy(x[t == a + 1][rng.choice((t == a + 1).sum(), n, replace=False)]))
-                 for a in (0, 1)]
+        pairs = [
+            (
+                torch.from_numpy(x[t == a][rng.choice((t == a).sum(), n, replace=False)]),
+                torch.from_numpy(x[t == a + 1][rng.choice((t == a + 1).sum(), n, replace=False)]),
+            )
+            for a in (0, 1)
+        ]
         row = {"batch": n}
-        for name, fn in [("bioflow_exact", lambda a, b: exact(a, b)),
-                         ("torchcfm_exact", lambda a, b: tc_exact.sample_plan(a, b)),
-                         ("bioflow_sinkhorn", lambda a, b: sink(a, b)),
-                         ("torchcfm_sinkhorn", lambda a, b: tc_sink.sample_plan(a, b))]:
-            row[name + "_s"] = round(statistics.mean(
-                time_call(lambda a=a, b=b: fn(a, b), reps) for a, b in pairs), 5)
+        for name, fn in [
+            ("bioflow_exact", lambda a, b: exact(a, b)),
+            ("torchcfm_exact", lambda a, b: tc_exact.sample_plan(a, b)),
+            ("bioflow_sinkhorn", lambda a, b: sink(a, b)),
+            ("torchcfm_sinkhorn", lambda a, b: tc_sink.sample_plan(a, b)),
+        ]:
+            row[name + "_s"] = round(
+                statistics.mean(
+                    time_call(lambda a=a, b=b, fn=fn: fn(a, b), reps) for a, b in pairs
+                ),
+                5,
+            )
         row["exact_ratio"] = round(row["bioflow_exact_s"] / row["torchcfm_exact_s"], 3)
         row["sinkhorn_ratio"] = round(row["bioflow_sinkhorn_s"] / row["torchcfm_sinkhorn_s"], 3)
         out.append(row)
@@ -143,8 +171,9 @@ def coupling_times(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--width", type=int, default=64)
@@ -161,8 +190,9 @@ def main(argv=None):
     result = {"settings": vars(args), "torch_threads": torch.get_num_threads()}
     result["coupling"] = coupling_times(args)
     if not args.skip_loo:
-        adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=args.n_cells,
-                                                           seed=args.seed)
+        adata = bioflow.datasets.simulated_differentiation(
+            n_cells_per_time=args.n_cells, seed=args.seed
+        )
         rows = loo(adata, args)
         result["leave_one_out"] = rows
         mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "held_out"}
@@ -170,9 +200,11 @@ def main(argv=None):
             **{k: round(v, 4) for k, v in mean.items()},
             "w1_ratio_bioflow_over_torchcfm": round(mean["bioflow_w1"] / mean["torchcfm_w1"], 3),
             "fit_time_ratio_bioflow_over_torchcfm": round(
-                mean["bioflow_fit_s"] / mean["torchcfm_fit_s"], 3),
+                mean["bioflow_fit_s"] / mean["torchcfm_fit_s"], 3
+            ),
             "exact_coupling_ratio_at_1024": next(
-                (r["exact_ratio"] for r in result["coupling"] if r["batch"] == 1024), None),
+                (r["exact_ratio"] for r in result["coupling"] if r["batch"] == 1024), None
+            ),
         }
     print(json.dumps(result, indent=2))
 

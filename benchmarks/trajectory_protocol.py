@@ -25,8 +25,9 @@ PUBLISHED_EB_W1 = {"ot-cfm": "0.790 +- 0.068", "i-cfm": "0.872", "sb-cfm": "1.22
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("path", help="time-course .h5ad written by a data recipe")
     p.add_argument("--time-key", default="day")
     p.add_argument("--use-rep", default="X_pca")
@@ -34,9 +35,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--write-simulated", action="store_true",
-                   help="first write bioflow.datasets.simulated_differentiation() to PATH "
-                        "(time key 'time')")
+    p.add_argument(
+        "--write-simulated",
+        action="store_true",
+        help="first write bioflow.datasets.simulated_differentiation() to PATH (time key 'time')",
+    )
     a = p.parse_args(argv)
     import bioflow
 
@@ -46,18 +49,27 @@ def main(argv=None) -> int:
         if a.time_key == "day":
             a.time_key = "time"
     if not path.exists():
-        print(f"skipped: {path} does not exist. Write it with a recipe in data_recipes/ "
-              "(e.g. python data_recipes/embryoid_body.py --output data/eb.h5ad) or pass "
-              "--write-simulated.", file=sys.stderr)
+        print(
+            f"skipped: {path} does not exist. Write it with a recipe in data_recipes/ "
+            "(e.g. python data_recipes/embryoid_body.py --output data/eb.h5ad) or pass "
+            "--write-simulated.",
+            file=sys.stderr,
+        )
         return 0
     import anndata as ad
 
     adata = ad.read_h5ad(path)
     methods = tuple(m.strip() for m in a.methods.split(",") if m.strip())
-    df = bioflow.tl.evaluate_holdout(adata, time_key=a.time_key, use_rep=a.use_rep,
-                                     methods=methods, seeds=tuple(range(a.seeds)),
-                                     max_steps=a.max_steps, batch_size=a.batch_size,
-                                     enable_progress_bar=False)
+    df = bioflow.tl.evaluate_holdout(
+        adata,
+        time_key=a.time_key,
+        use_rep=a.use_rep,
+        methods=methods,
+        seeds=tuple(range(a.seeds)),
+        max_steps=a.max_steps,
+        batch_size=a.batch_size,
+        enable_progress_bar=False,
+    )
     per_time = df.groupby(["method", "held_out"])["w1"].mean().unstack()
     per_seed = df.groupby(["method", "seed"])["w1"].mean()  # mean over held-out times
     summary = per_seed.groupby("method").agg(["mean", "std"]).fillna(0.0)
@@ -66,15 +78,22 @@ def main(argv=None) -> int:
     table["sd (seeds)"] = summary["std"]
     table["published EB"] = [PUBLISHED_EB_W1.get(m, "") for m in table.index]
     table = table.sort_values("mean")
-    print(f"\nLeave-one-timepoint-out W1 on {path} ({a.use_rep}, {a.seeds} seeds, "
-          f"{a.max_steps} steps):")
+    print(
+        f"\nLeave-one-timepoint-out W1 on {path} ({a.use_rep}, {a.seeds} seeds, "
+        f"{a.max_steps} steps):"
+    )
     print(table.round(3).to_string())
-    result = {"file": str(path), "time_key": a.time_key, "use_rep": a.use_rep,
-              "seeds": a.seeds, "max_steps": a.max_steps,
-              "w1_mean": summary["mean"].round(4).to_dict(),
-              "w1_sd": summary["std"].round(4).to_dict(),
-              "published_eb_w1": PUBLISHED_EB_W1,
-              "rows": df.round(5).to_dict(orient="records")}
+    result = {
+        "file": str(path),
+        "time_key": a.time_key,
+        "use_rep": a.use_rep,
+        "seeds": a.seeds,
+        "max_steps": a.max_steps,
+        "w1_mean": summary["mean"].round(4).to_dict(),
+        "w1_sd": summary["std"].round(4).to_dict(),
+        "published_eb_w1": PUBLISHED_EB_W1,
+        "rows": df.round(5).to_dict(orient="records"),
+    }
     print(json.dumps(result, indent=2))
     return 0
 

@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from bioflow.callbacks import PredictionWriter
 from bioflow.models.base import FlowMatchingModule, _read_checkpoint
+from bioflow.tl._train import connect
 
 
 def _data_spec(dm) -> dict | None:
@@ -38,8 +39,9 @@ def add_tensorboard(trainer: L.Trainer) -> bool:
     if len(loggers) != 1 or not isinstance(loggers[0], CSVLogger):
         return False
     csv = loggers[0]
-    tb = TensorBoardLogger(save_dir=csv.save_dir, name=csv.name, version=csv.version,
-                           default_hp_metric=False)
+    tb = TensorBoardLogger(
+        save_dir=csv.save_dir, name=csv.name, version=csv.version, default_hp_metric=False
+    )
     trainer.loggers = [csv, tb]
     return True
 
@@ -48,15 +50,20 @@ class BioflowCLI(LightningCLI):
     """LightningCLI with bioflow's argument links and defaults."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data", "model.init_args.data_spec", compute_fn=_data_spec,
-                              apply_on="instantiate")
+        parser.link_arguments(
+            "data", "model.init_args.data_spec", compute_fn=_data_spec, apply_on="instantiate"
+        )
         # checkpoints: keep the best-by-step one and ``last.ckpt`` (for --ckpt_path resumes)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({
-            "checkpoint.save_last": True,
-            "trainer.logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                               "init_args": {"save_dir": "runs", "name": "bioflow"}},
-        })
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": "runs", "name": "bioflow"},
+                },
+            }
+        )
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI merges the checkpoint's hyper-parameters into the config before any
@@ -82,6 +89,10 @@ class BioflowCLI(LightningCLI):
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             add_tensorboard(trainer)
+
+    def before_fit(self) -> None:
+        # the coupling reaches the loader workers by this explicit call (see tl._train.connect)
+        connect(self.model, self.datamodule)
 
     def before_predict(self) -> None:
         if not any(isinstance(c, PredictionWriter) for c in self.trainer.callbacks):

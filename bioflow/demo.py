@@ -58,12 +58,12 @@ def run(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=n_cells_per_time,
-                                                        seed=seed)
+    adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=n_cells_per_time, seed=seed)
     print(f"data: {adata.n_obs} cells x {adata.n_vars} genes, days {sorted(set(adata.obs.time))}")
     fit = dict(max_steps=max_steps, batch_size=batch_size, enable_progress_bar=progress_bar)
-    df = bioflow.tl.evaluate_holdout(adata, time_key="time", use_rep="X_pca", methods=methods,
-                                     seeds=(seed,), **fit)
+    df = bioflow.tl.evaluate_holdout(
+        adata, time_key="time", use_rep="X_pca", methods=methods, seeds=(seed,), **fit
+    )
     t_eval = time.perf_counter() - t_start
     table = df.pivot_table(index="method", columns="held_out", values="w1")
     table["mean"] = table.mean(axis=1)
@@ -71,13 +71,15 @@ def run(
     print("\nLeave-one-timepoint-out W1 (lower is better):")
     print(table.round(3).to_string())
 
-    model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca", method="ot-cfm",
-                                    seed=seed, **fit)
+    model = bioflow.tl.fit_dynamics(
+        adata, time_key="time", use_rep="X_pca", method="ot-cfm", seed=seed, **fit
+    )
     days = sorted(set(adata.obs["time"]))
     grid = [days[0] + (days[-1] - days[0]) * i / 40 for i in range(41)]
     bioflow.tl.trajectories(model, adata, times=grid)
-    bioflow.pl.trajectories(adata, color="branch", starting_at=days[0],
-                            save=out / "trajectories.png")
+    bioflow.pl.trajectories(
+        adata, color="branch", starting_at=days[0], save=out / "trajectories.png"
+    )
     bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png")
     model.save(out / "ot_cfm.pt")
 
@@ -86,30 +88,44 @@ def run(
         "settings": {"max_steps": max_steps, "batch_size": batch_size, "methods": list(methods)},
         "mean_w1": table["mean"].round(4).to_dict(),
         "rows": df.round(5).to_dict(orient="records"),
-        "seconds": {"evaluate_holdout": round(t_eval, 1),
-                    "total": round(time.perf_counter() - t_start, 1)},
+        "seconds": {
+            "evaluate_holdout": round(t_eval, 1),
+            "total": round(time.perf_counter() - t_start, 1),
+        },
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(f"\nwrote {out / 'metrics.json'}, {out / 'trajectories.png'}, {out / 'holdout_w1.png'}"
-          f" in {metrics['seconds']['total']} s")
+    print(
+        f"\nwrote {out / 'metrics.json'}, {out / 'trajectories.png'}, {out / 'holdout_w1.png'}"
+        f" in {metrics['seconds']['total']} s"
+    )
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m bioflow.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bioflow.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--n-cells", type=int, default=400, help="cells per day")
     p.add_argument("--max-steps", type=int, default=600, help="training steps per fit")
     p.add_argument("--batch-size", type=int, default=128, help="cells per day per step")
-    p.add_argument("--methods", default="ot-cfm,i-cfm,sb-cfm,w-cfm",
-                   help="comma-separated CFM variants")
+    p.add_argument(
+        "--methods", default="ot-cfm,i-cfm,sb-cfm,w-cfm", help="comma-separated CFM variants"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress-bar", action="store_true")
     a = p.parse_args(argv)
-    run(a.out, n_cells_per_time=a.n_cells, max_steps=a.max_steps, batch_size=a.batch_size,
-        methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()), seed=a.seed,
-        progress_bar=not a.no_progress_bar)
+    run(
+        a.out,
+        n_cells_per_time=a.n_cells,
+        max_steps=a.max_steps,
+        batch_size=a.batch_size,
+        methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()),
+        seed=a.seed,
+        progress_bar=not a.no_progress_bar,
+    )
 
 
 if __name__ == "__main__":

@@ -72,8 +72,12 @@ def fetch(source: dict, local: str | None, cache_dir: str | os.PathLike) -> tupl
     else:
         path = download(source["url"], Path(cache_dir) / source["file"], source.get("sha256"))
         digest, verified = sha256sum(path), source.get("sha256") is not None
-    return path, {"url": source["url"], "file": str(path), "sha256": digest,
-                  "verified_against_published_checksum": verified}
+    return path, {
+        "url": source["url"],
+        "file": str(path),
+        "sha256": digest,
+        "verified_against_published_checksum": verified,
+    }
 
 
 def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
@@ -86,9 +90,7 @@ def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
     digest = sha256sum(tmp)
     if output.exists() and not force and sha256sum(output) != digest:
         tmp.unlink()
-        raise SystemExit(
-            f"{output} exists with different content; pass --force to replace it"
-        )
+        raise SystemExit(f"{output} exists with different content; pass --force to replace it")
     tmp.replace(output)
     return digest
 
@@ -106,8 +108,15 @@ def versions() -> dict:
     return out
 
 
-def write_manifest(output: str | os.PathLike, *, recipe: str, sources: list[dict],
-                   steps: list[str], output_sha256: str, extra: dict | None = None) -> Path:
+def write_manifest(
+    output: str | os.PathLike,
+    *,
+    recipe: str,
+    sources: list[dict],
+    steps: list[str],
+    output_sha256: str,
+    extra: dict | None = None,
+) -> Path:
     """Write ``<output>.manifest.json`` describing how ``output`` was made."""
     path = Path(str(output) + ".manifest.json")
     manifest = {
@@ -126,9 +135,12 @@ def write_manifest(output: str | os.PathLike, *, recipe: str, sources: list[dict
 
 def base_parser(description: str, default_output: str) -> argparse.ArgumentParser:
     """Argument parser with the options every recipe shares."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", default=default_output, help=f"output .h5ad (default {default_output})")
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--output", default=default_output, help=f"output .h5ad (default {default_output})"
+    )
     p.add_argument("--cache-dir", default="data/raw", help="where downloads are kept")
     p.add_argument("--force", action="store_true", help="replace an existing, different output")
     return p

@@ -37,8 +37,6 @@ DATA_ARGS = {
     "tl.fit_sequence_flow": ("sequences",),
     "tl.fit_sequence_classifier": ("sequences", "targets"),
     "tl.sample_sequences": ("model", "n"),
-    # an array-level helper: the McCann baseline of evaluate_holdout between two clouds
-    "tl.mccann_interpolant": ("x0", "x2"),
     # plots of a result table take the table returned by tl.evaluate_holdout
     "pl.holdout": ("results",),
     # initial, predicted and observed cells: three AnnData side by side

@@ -7,8 +7,14 @@ from bioflow.data import CellDynamicsDataModule, CellPairDataset, read_time_seri
 
 
 def test_batches_and_holdout_validation(small_adata):
-    dm = CellDynamicsDataModule(small_adata, time_key="time", use_rep="X_pca",
-                                exclude_times=(2.0,), batch_size=16, steps_per_epoch=3)
+    dm = CellDynamicsDataModule(
+        small_adata,
+        time_key="time",
+        use_rep="X_pca",
+        exclude_times=(2.0,),
+        batch_size=16,
+        steps_per_epoch=3,
+    )
     batch = next(iter(dm.train_dataloader()))
     # kept times 0, 1, 3, 4 -> intervals (0,1), (1,3), (3,4)
     assert batch["x0"].shape == (3, 16, 10)
@@ -32,9 +38,15 @@ def test_rank_shards_are_disjoint(small_adata):
 
 
 def test_coupling_in_workers_pairs_batches(small_adata):
-    dm = CellDynamicsDataModule(small_adata, time_key="time", use_rep="X_pca", batch_size=32,
-                                steps_per_epoch=2, num_workers=1)
-    dm.coupling = ExactOTCoupling()
+    dm = CellDynamicsDataModule(
+        small_adata,
+        time_key="time",
+        use_rep="X_pca",
+        batch_size=32,
+        steps_per_epoch=2,
+        num_workers=1,
+    )
+    dm.set_coupling(ExactOTCoupling())
     batch = next(iter(dm.train_dataloader()))
     assert batch["paired"] is True or bool(batch["paired"])
     x0, x1 = batch["x0"][0], batch["x1"][0]
@@ -43,7 +55,7 @@ def test_coupling_in_workers_pairs_batches(small_adata):
     diag = c.diagonal()
     swap = c + c.T - diag[:, None] - diag[None, :]
     assert swap.min() > -1e-4
-    dm.coupling = GibbsWeightCoupling()
+    dm.set_coupling(GibbsWeightCoupling())
     batch = next(iter(dm.train_dataloader()))
     assert batch["weight"].shape == (4, 32)
     assert torch.all((batch["weight"] > 0) & (batch["weight"] <= 1))
@@ -58,3 +70,19 @@ def test_datamodule_reads_h5ad(tmp_path, small_adata):
     with pytest.raises(ValueError, match="batch_size"):
         CellPairDataset(dm.series, batch_size=0)
     assert np.isfinite(dm.series.x).all()
+
+
+def test_connect_hands_the_model_coupling_to_loader_workers_only(small_adata):
+    from bioflow.models import CellFlowMatching
+    from bioflow.tl._train import connect
+
+    model = CellFlowMatching(dim=10, method="ot-cfm", hidden=(8,))
+    kw = dict(time_key="time", use_rep="X_pca", batch_size=8, steps_per_epoch=1)
+    in_step = CellDynamicsDataModule(small_adata, num_workers=0, **kw)
+    connect(model, in_step)
+    assert in_step.coupling is None
+    assert "paired" not in next(iter(in_step.train_dataloader()))
+    in_workers = CellDynamicsDataModule(small_adata, num_workers=1, **kw)
+    connect(model, in_workers)
+    assert in_workers.coupling is model.coupling
+    assert bool(next(iter(in_workers.train_dataloader()))["paired"])

@@ -13,17 +13,24 @@ from bioflow.models import MetaFlowMatching, SequenceFlow
 def test_population_datamodule_from_backed_h5ad(tmp_path):
     a = bioflow.datasets.population_response(n_populations=3, n_cells=90, dim=4, seed=1)
     a.write_h5ad(tmp_path / "p.h5ad")
-    dm = PopulationDataModule(str(tmp_path / "p.h5ad"), source_key="treatment",
-                              source_value="control", condition_key="treatment",
-                              exclude_populations=["pop2"], backed=True,
-                              cells_per_population=8, populations_per_step=2)
+    dm = PopulationDataModule(
+        str(tmp_path / "p.h5ad"),
+        source_key="treatment",
+        source_value="control",
+        condition_key="treatment",
+        exclude_populations=["pop2"],
+        backed=True,
+        cells_per_population=8,
+        populations_per_step=2,
+    )
     np.testing.assert_allclose(dm.pset.x, np.asarray(a.X, dtype=np.float32))
     spec = dm.data_spec
     assert spec["dim"] == 4 and spec["conditions"] == ["drugA", "drugB"]
     assert spec["populations"] == ["pop0", "pop1"]
     assert spec["min_source_cells"] == min(
         int(((a.obs["population"] == p) & (a.obs["treatment"] == "control")).sum())
-        for p in ("pop0", "pop1", "pop2"))
+        for p in ("pop0", "pop1", "pop2")
+    )
     model = MetaFlowMatching(method="cgfm", width=16, depth=1, data_spec=spec)
     assert (model.dim, model.n_conditions, model.n_populations) == (4, 2, 2)
     assert [b["name"] for b in dm.val_dataloader()] == ["pop2/drugA", "pop2/drugB"]
@@ -44,8 +51,12 @@ def test_missing_file_and_unknown_builtin():
 
 
 def test_sequence_datamodule_builtin_split_and_spec():
-    dm = SequenceDataModule("builtin:categorical_toy", dataset_kwargs={"K": 6, "n": 200},
-                            val_fraction=0.25, batch_size=16)
+    dm = SequenceDataModule(
+        "builtin:categorical_toy",
+        dataset_kwargs={"K": 6, "n": 200},
+        val_fraction=0.25,
+        batch_size=16,
+    )
     assert len(dm.alphabet) == 6 and dm.data_spec == {"alphabet": dm.alphabet, "seq_len": 4}
     assert len(dm.val_rows) == 50 and not set(dm.val_rows) & set(dm.train_rows)
     rows = torch.cat([b["rows"] for b, _ in zip(dm.train_dataloader(), range(20))])

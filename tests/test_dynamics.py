@@ -23,8 +23,15 @@ def _gauss_shift(n=600, seed=0):
 
 def test_ot_cfm_learns_known_transport():
     adata = _gauss_shift()
-    model = bioflow.tl.fit_dynamics(adata, time_key="t", use_rep="X_emb", max_steps=300,
-                                    batch_size=128, model_kwargs={"hidden": (64, 64)}, **FAST)
+    model = bioflow.tl.fit_dynamics(
+        adata,
+        time_key="t",
+        use_rep="X_emb",
+        max_steps=300,
+        batch_size=128,
+        model_kwargs={"hidden": (64, 64)},
+        **FAST,
+    )
     pred = bioflow.tl.predict_cells(model, adata, source_time=0.0, target_time=1.0)
     fresh = np.random.default_rng(9).normal(size=(600, 2)) + [4.0, 0.0]
     w1 = wasserstein(pred.obsm["X_emb"], fresh)
@@ -46,8 +53,15 @@ def test_fit_does_not_modify_adata(small_adata):
 
 @pytest.mark.parametrize("method", ["i-cfm", "ot-cfm", "sb-cfm", "w-cfm"])
 def test_every_method_trains(small_adata, method):
-    model = bioflow.tl.fit_dynamics(small_adata, time_key="time", use_rep="X_pca",
-                                    method=method, max_steps=40, batch_size=32, **FAST)
+    model = bioflow.tl.fit_dynamics(
+        small_adata,
+        time_key="time",
+        use_rep="X_pca",
+        method=method,
+        max_steps=40,
+        batch_size=32,
+        **FAST,
+    )
     assert model.method == method
     pred = bioflow.tl.predict_cells(model, small_adata, source_time=0.0, target_time=1.0)
     assert pred.obsm["X_pca"].shape == (120, 10)
@@ -133,8 +147,9 @@ def test_input_errors(small_adata):
 
 
 def test_predict_errors(small_adata):
-    model = bioflow.tl.fit_dynamics(small_adata, time_key="time", use_rep="X_pca", max_steps=2,
-                                    **FAST)
+    model = bioflow.tl.fit_dynamics(
+        small_adata, time_key="time", use_rep="X_pca", max_steps=2, **FAST
+    )
     with pytest.raises(ValueError, match="no cells with"):
         bioflow.tl.predict_cells(model, small_adata, source_time=9.0, target_time=1.0)
     b = small_adata.copy()
@@ -145,9 +160,16 @@ def test_predict_errors(small_adata):
 
 def test_evaluate_holdout_beats_no_motion():
     adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=200, seed=3)
-    df = bioflow.tl.evaluate_holdout(adata, time_key="time", use_rep="X_pca",
-                                     methods=("ot-cfm",), holdout_times=(2.0,), max_steps=300,
-                                     batch_size=128, **FAST)
+    df = bioflow.tl.evaluate_holdout(
+        adata,
+        time_key="time",
+        use_rep="X_pca",
+        methods=("ot-cfm",),
+        holdout_times=(2.0,),
+        max_steps=300,
+        batch_size=128,
+        **FAST,
+    )
     assert set(df["method"]) == {"no-motion", "mccann", "ot-cfm"}
     w1 = df.set_index("method")["w1"]
     assert w1["ot-cfm"] < 0.75 * w1["no-motion"], df

@@ -14,8 +14,12 @@ RECIPES = ROOT / "data_recipes"
 
 
 def _run(script, *args, check=True):
-    res = subprocess.run([sys.executable, str(RECIPES / script), *map(str, args)],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, str(RECIPES / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert res.returncode == 0, res.stderr[-2000:]
     return res
@@ -67,9 +71,10 @@ def test_embryoid_body_bad_input(tmp_path):
 def test_neurips_recipe_offline(tmp_path, with_pca):
     rng = np.random.default_rng(1)
     n = 600  # ~240 cells of donor 13176 at days 2-7: enough for 100 PCs
-    obs = pd.DataFrame({"day": rng.choice([2, 3, 4, 7, 10], n),
-                        "donor": rng.choice([13176, 31800], n)},
-                       index=[f"c{i}" for i in range(n)])
+    obs = pd.DataFrame(
+        {"day": rng.choice([2, 3, 4, 7, 10], n), "donor": rng.choice([13176, 31800], n)},
+        index=[f"c{i}" for i in range(n)],
+    )
     src = ad.AnnData(sp.csr_matrix(rng.poisson(1.0, (n, 150)).astype(np.float32)), obs=obs)
     if with_pca:
         src.obsm["X_pca"] = rng.normal(size=(n, 140)).astype(np.float32)
@@ -96,17 +101,30 @@ def test_recipes_have_help():
 
 def test_trajectory_protocol_runs_on_simulated_file(tmp_path):
     path = tmp_path / "sim.h5ad"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "trajectory_protocol.py"), str(path),
-           "--write-simulated", "--seeds", "1", "--max-steps", "10", "--methods", "ot-cfm"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "trajectory_protocol.py"),
+        str(path),
+        "--write-simulated",
+        "--seeds",
+        "1",
+        "--max-steps",
+        "10",
+        "--methods",
+        "ot-cfm",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "published EB" in res.stdout and "no-motion" in res.stdout
-    payload = json.loads(res.stdout[res.stdout.index("{"):])
+    payload = json.loads(res.stdout[res.stdout.index("{") :])
     assert set(payload["w1_mean"]) == {"ot-cfm", "no-motion", "mccann"}
 
 
 def test_trajectory_protocol_skips_missing_file(tmp_path):
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "trajectory_protocol.py"),
-           str(tmp_path / "absent.h5ad")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "trajectory_protocol.py"),
+        str(tmp_path / "absent.h5ad"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "skipped" in res.stderr

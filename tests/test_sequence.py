@@ -47,7 +47,9 @@ def test_interpolant_logit_gap_and_concentration():
     assert torch.allclose(gap * 4 / 3, torch.full_like(gap, 1 / 10.0), atol=1e-5)
     means = []
     for t in (0.0, 0.5, 1.0, 3.0):
-        ps = path.sample(target, K, torch.tensor(t), generator=torch.Generator().manual_seed(2))
+        ps = path.sample(
+            None, target, torch.tensor(t), K=K, generator=torch.Generator().manual_seed(2)
+        )
         means.append(ps.x_t.gather(-1, target[..., None]).mean().item())
         assert torch.allclose(ps.x_t.sum(-1), torch.ones(4000, 4), atol=1e-5)
     assert all(a < b for a, b in zip(means, means[1:], strict=False))

@@ -1,24 +1,14 @@
-"""Data layer: the only place that reads AnnData and FASTA."""
+"""Data layer: the only place that reads AnnData and FASTA (never imports models).
 
-from bioflow.data.anndata import (
-    CellTimeSeries,
-    TimeSpec,
-    read_representation,
-    read_time_series,
-    resolve_time,
-)
+One shape per family: a reader (time course, population set, sequence set) and a batching
+module (a LightningDataModule over a seeded batch stream).
+"""
+
+from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata, read_representation
 from bioflow.data.cells import CellDynamicsDataModule, CellPairDataset
-
-__all__ = [
-    "CellDynamicsDataModule",
-    "CellPairDataset",
-    "CellTimeSeries",
-    "TimeSpec",
-    "read_representation",
-    "read_time_series",
-    "resolve_time",
-]
-from bioflow.data.sequences import (  # noqa: E402
+from bioflow.data.fasta import read_fasta, write_fasta
+from bioflow.data.populations import PopulationDataModule, PopulationSet, read_populations
+from bioflow.data.sequences import (
     ALPHABETS,
     SequenceDataModule,
     decode,
@@ -26,13 +16,28 @@ from bioflow.data.sequences import (  # noqa: E402
     one_hot,
     resolve_alphabet,
 )
+from bioflow.data.timecourse import CellTimeSeries, TimeSpec, read_time_series, resolve_time
 
-__all__ += ["ALPHABETS", "SequenceDataModule", "decode", "encode", "one_hot", "resolve_alphabet"]
-
-from bioflow.data.populations import (  # noqa: E402
-    PopulationDataModule,
-    PopulationSet,
-    read_populations,
-)
-
-__all__ += ["PopulationDataModule", "PopulationSet", "read_populations"]
+__all__ = [
+    "ALPHABETS",
+    "CellDynamicsDataModule",
+    "CellPairDataset",
+    "CellTimeSeries",
+    "PopulationDataModule",
+    "PopulationSet",
+    "SequenceDataModule",
+    "TimeSpec",
+    "cells_to_anndata",
+    "decode",
+    "encode",
+    "match_labels",
+    "one_hot",
+    "read_adata",
+    "read_fasta",
+    "read_populations",
+    "read_representation",
+    "read_time_series",
+    "resolve_alphabet",
+    "resolve_time",
+    "write_fasta",
+]

@@ -1,14 +1,17 @@
-"""Read and validate what the models need from an AnnData, without modifying it."""
+"""Generic AnnData helpers, written once: read an AnnData, read a representation, match a
+label, and turn predicted cells into an AnnData.  None of them modifies its input."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from bioflow.data.builtin import is_builtin, load_builtin
 
 
 def _py(v: Any) -> Any:
@@ -16,7 +19,9 @@ def _py(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def read_representation(adata, use_rep: str | None, *, rows: np.ndarray | None = None) -> np.ndarray:
+def read_representation(
+    adata, use_rep: str | None, *, rows: np.ndarray | None = None, dim: int | None = None
+) -> np.ndarray:
     """Dense float32 matrix of ``adata.obsm[use_rep]`` (or ``adata.X`` when ``None``).
 
     Parameters
@@ -27,6 +32,9 @@ def read_representation(adata, use_rep: str | None, *, rows: np.ndarray | None =
         Key of ``adata.obsm``; ``None`` for ``adata.X`` (dense or sparse).
     rows
         Optional row indices to read.
+    dim
+        Number of features expected (a fitted model's ``data_spec["dim"]``); ``None``
+        accepts any.
 
     Returns
     -------
@@ -36,7 +44,15 @@ def read_representation(adata, use_rep: str | None, *, rows: np.ndarray | None =
     Raises
     ------
     ValueError
-        If ``use_rep`` is missing, ``X`` is absent, or the values contain NaN/inf.
+        If ``use_rep`` is missing, ``X`` is absent, the values contain NaN/inf, or the
+        matrix does not have ``dim`` columns.
+
+    Examples
+    --------
+    >>> import anndata as ad, numpy as np
+    >>> a = ad.AnnData(np.ones((3, 2), dtype=np.float32))
+    >>> read_representation(a, None, rows=np.array([0, 2])).shape
+    (2, 2)
     """
     if use_rep is None:
         if adata.X is None:
@@ -64,200 +80,143 @@ def read_representation(adata, use_rep: str | None, *, rows: np.ndarray | None =
     if bad.any():
         n_rows = int(bad.any(axis=1).sum())
         raise ValueError(f"{name} contains {int(bad.sum())} NaN/inf values in {n_rows} cells")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{name} has {x.shape[1]} features; the model was fitted on {dim}")
     return x
 
 
-@dataclass
-class TimeSpec:
-    """How a time column maps labels to the numeric clock the model uses.
-
-    Attributes
-    ----------
-    key
-        Column of ``adata.obs``.
-    labels
-        Observed time labels in increasing order.
-    values
-        Numeric time of each label (the label itself for numeric columns, the category
-        position for ordered categoricals).
-    kind
-        ``"numeric"`` or ``"ordered"``.
-    """
-
-    key: str
-    labels: list
-    values: list[float]
-    kind: str
-
-    def value_of(self, label: Any) -> float:
-        """Numeric time of a label; numbers are accepted as times for numeric columns."""
-        for lab, val in zip(self.labels, self.values, strict=True):
-            if lab == label or str(lab) == str(label):
-                return float(val)
-        if self.kind == "numeric" and isinstance(label, int | float | np.number):
-            return float(label)
-        raise ValueError(
-            f"time {label!r} is not one of the times of {self.key!r}: {self.labels}"
-        )
-
-    def to_dict(self) -> dict:
-        return {"key": self.key, "labels": self.labels, "values": self.values, "kind": self.kind}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TimeSpec:
-        return cls(d["key"], list(d["labels"]), [float(v) for v in d["values"]], d["kind"])
-
-
-def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
-    """Validate ``adata.obs[time_key]`` and give its :class:`TimeSpec` and each cell's time index.
-
-    Returns
-    -------
-    spec
-        The time specification.
-    index
-        Integer array ``(n_obs,)``: position of each cell's time in ``spec.labels``.
-
-    Raises
-    ------
-    ValueError
-        Missing key, missing values, a column that is neither numeric nor ordered, or fewer
-        than two distinct times.
-    """
-    if time_key not in adata.obs:
-        raise ValueError(
-            f"time_key={time_key!r} is not a column of adata.obs; available: {list(adata.obs)}"
-        )
-    col = adata.obs[time_key]
-    if col.isna().any():
-        raise ValueError(f"adata.obs[{time_key!r}] has {int(col.isna().sum())} missing values")
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        if not col.cat.ordered:
-            raise ValueError(
-                f"adata.obs[{time_key!r}] is an unordered categorical; make it ordered "
-                "(pd.Categorical(values, categories=[...], ordered=True)) or numeric"
-            )
-        cats = list(col.cat.categories)
-        codes = col.cat.codes.to_numpy()
-        present = np.unique(codes)
-        labels = [_py(cats[c]) for c in present]
-        values = [float(c) for c in present]
-        index = np.searchsorted(present, codes)
-        kind = "ordered"
-    elif pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-        v = col.to_numpy(dtype=np.float64)
-        if not np.isfinite(v).all():
-            raise ValueError(f"adata.obs[{time_key!r}] contains infinite values")
-        uniq = np.unique(v)
-        labels = [_py(x) for x in np.unique(col.to_numpy())]
-        values = [float(x) for x in uniq]
-        index = np.searchsorted(uniq, v)
-        kind = "numeric"
-    else:
-        raise ValueError(
-            f"adata.obs[{time_key!r}] has dtype {col.dtype}, which is neither numeric nor an "
-            "ordered categorical"
-        )
-    if len(labels) < 2:
-        raise ValueError(f"adata.obs[{time_key!r}] has {len(labels)} distinct time(s); need >= 2")
-    return TimeSpec(time_key, labels, values, kind), index
-
-
-@dataclass
-class CellTimeSeries:
-    """Cells grouped by time, as the dynamics models consume them.
-
-    Attributes
-    ----------
-    x
-        Cell coordinates, float32 ``(n_obs, d)``.
-    time_index
-        Position of each cell's time in ``spec.labels``, ``(n_obs,)``.
-    spec
-        The :class:`TimeSpec`.
-    use_rep
-        ``adata.obsm`` key the coordinates came from (``None`` for ``X``).
-    kept
-        Positions (in ``spec.labels``) of the times used for training, increasing.
-    var_names
-        Feature names when read from ``X``.
-    """
-
-    x: np.ndarray
-    time_index: np.ndarray
-    spec: TimeSpec
-    use_rep: str | None
-    kept: list[int]
-    var_names: list[str] | None = field(default=None)
-
-    @property
-    def dim(self) -> int:
-        return int(self.x.shape[1])
-
-    def cells_at(self, k: int) -> np.ndarray:
-        """Row indices of the cells at time position ``k``."""
-        return np.flatnonzero(self.time_index == k)
-
-    def intervals(self) -> list[tuple[int, int]]:
-        """Consecutive pairs of kept time positions."""
-        return list(zip(self.kept[:-1], self.kept[1:], strict=True))
-
-    def data_spec(self) -> dict:
-        """Serializable description stored in a fitted model."""
-        return {
-            "time": self.spec.to_dict(),
-            "use_rep": self.use_rep,
-            "dim": self.dim,
-            "var_names": self.var_names,
-            "kept": [int(k) for k in self.kept],
-        }
-
-
-def read_time_series(
-    adata,
-    time_key: str,
-    use_rep: str | None = None,
-    exclude_times: Sequence = (),
-) -> CellTimeSeries:
-    """Validate an AnnData time course and read it into a :class:`CellTimeSeries`.
+def read_adata(adata: Any, family: str, dataset_kwargs: dict | None, backed: bool = False):
+    """An AnnData from an AnnData, an ``.h5ad`` path or a ``"builtin:<name>"`` string.
 
     Parameters
     ----------
     adata
-        AnnData with a time column in ``.obs``; left unchanged.
-    time_key
-        Column of ``adata.obs`` with numeric or ordered-categorical times.
-    use_rep
-        Key of ``adata.obsm`` to use; ``None`` for ``adata.X`` (dense or sparse).
-    exclude_times
-        Time labels to leave out of training (for leave-one-timepoint-out).
-
-    Returns
-    -------
-    CellTimeSeries
+        AnnData (returned as is), a path to an ``.h5ad`` file, or ``"builtin:<name>"``.
+    family
+        The model family (see :func:`load_builtin`).
+    dataset_kwargs
+        Arguments of a built-in generator.
+    backed
+        Open a path in backed (read-only, on-disk) mode.
 
     Raises
     ------
     ValueError
-        For a missing key, bad values, an unknown excluded time, or fewer than two kept times.
+        For a path that does not exist or an unknown built-in name.
     """
-    spec, index = resolve_time(adata, time_key)
-    x = read_representation(adata, use_rep)
-    if isinstance(exclude_times, str | int | float):
-        exclude_times = (exclude_times,)
-    excluded = set()
-    for t in exclude_times:
-        matches = [i for i, lab in enumerate(spec.labels) if lab == t or str(lab) == str(t)]
-        if not matches:
-            raise ValueError(
-                f"exclude_times value {t!r} is not a time of adata.obs[{time_key!r}]; "
-                f"times present: {spec.labels}"
-            )
-        excluded.update(matches)
-    kept = [k for k in range(len(spec.labels)) if k not in excluded]
-    if len(kept) < 2:
-        raise ValueError(
-            f"need at least two times left for training, got {len(kept)} after exclude_times"
-        )
-    var_names = [str(v) for v in adata.var_names] if use_rep is None else None
-    return CellTimeSeries(x, index, spec, use_rep, kept, var_names)
+    if is_builtin(adata):
+        return load_builtin(adata, family, dataset_kwargs)
+    if isinstance(adata, str | bytes) or hasattr(adata, "__fspath__"):
+        import anndata as ad
+
+        if not os.path.exists(adata):
+            raise ValueError(f"no .h5ad file at {os.fspath(adata)!r}")
+        return ad.read_h5ad(adata, backed="r" if backed else None)
+    return adata
+
+
+def match_labels(values, label: Any) -> np.ndarray:
+    """Boolean mask of the entries of ``values`` equal to ``label``.
+
+    A label matches as itself; when no entry does, it matches as a string (``"1"`` finds
+    the time ``1``, ``2`` finds the category ``"2"``).  This is how every user-given label
+    (a time, a population, a source value) is looked up.
+
+    Parameters
+    ----------
+    values
+        A column (``pandas.Series``, ``numpy.ndarray``) or a sequence of labels.
+    label
+        The label looked for.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask ``(len(values),)``; all ``False`` when nothing matches.
+
+    Examples
+    --------
+    >>> match_labels([0.0, 1.0, 2.0], "1.0").tolist()
+    [False, True, False]
+    >>> match_labels(["day0", "day1"], "day1").tolist()
+    [False, True]
+    """
+    if isinstance(values, pd.Series | pd.Index | np.ndarray):
+        col = pd.Series(np.asarray(values)) if isinstance(values, np.ndarray) else values
+        try:
+            mask = np.asarray(col == label, dtype=bool)
+        except (TypeError, ValueError):
+            mask = np.zeros(len(col), dtype=bool)
+        if not mask.any():
+            mask = np.asarray(col.astype(str) == str(label), dtype=bool)
+        return mask
+    vals = list(values)
+    mask = np.array([_equal(v, label) for v in vals], dtype=bool)
+    if not mask.any():
+        mask = np.array([str(v) == str(label) for v in vals], dtype=bool)
+    return mask.reshape(len(vals))
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def cells_to_anndata(
+    x: np.ndarray,
+    obs: pd.DataFrame,
+    use_rep: str | None,
+    var_names: Sequence[str] | None = None,
+):
+    """Predicted cells as an AnnData laid out like the data the model was fitted on.
+
+    Parameters
+    ----------
+    x
+        Cell coordinates ``(n, d)``.
+    obs
+        Annotations of the ``n`` cells (copied, index made strings).
+    use_rep
+        ``None``: ``x`` becomes ``.X`` (with ``var_names`` as its features); otherwise
+        ``x`` goes to ``.obsm[use_rep]`` of an AnnData without ``.X``.
+    var_names
+        Feature names (``d`` of them) when ``use_rep`` is ``None``.
+
+    Returns
+    -------
+    anndata.AnnData
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 2-D, ``obs`` has another number of rows, or ``var_names`` another
+        number of features.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> out = cells_to_anndata(np.zeros((2, 3)), pd.DataFrame(index=["a", "b"]), "X_pca")
+    >>> out.obsm["X_pca"].shape, out.n_vars
+    ((2, 3), 0)
+    """
+    import anndata as ad
+
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must be (n_cells, n_features), got shape {x.shape}")
+    if len(obs) != x.shape[0]:
+        raise ValueError(f"obs has {len(obs)} rows for {x.shape[0]} cells")
+    obs = obs.copy()
+    obs.index = obs.index.astype(str)
+    if use_rep is None:
+        var = None
+        if var_names is not None and len(var_names):
+            if len(var_names) != x.shape[1]:
+                raise ValueError(f"{len(var_names)} var_names for {x.shape[1]} features")
+            var = pd.DataFrame(index=[str(v) for v in var_names])
+        return ad.AnnData(x, obs=obs, var=var)
+    out = ad.AnnData(obs=obs)
+    out.obsm[use_rep] = x
+    return out

@@ -57,35 +57,3 @@ def load_builtin(value: str, family: str, kwargs: dict | None = None) -> Any:
             f"{[BUILTIN_PREFIX + a for a in allowed]}"
         )
     return getattr(datasets, name)(**dict(kwargs or {}))
-
-
-def read_adata(adata: Any, family: str, dataset_kwargs: dict | None, backed: bool = False):
-    """An AnnData from an AnnData, an ``.h5ad`` path or a ``"builtin:<name>"`` string.
-
-    Parameters
-    ----------
-    adata
-        AnnData (returned as is), a path to an ``.h5ad`` file, or ``"builtin:<name>"``.
-    family
-        The model family (see :func:`load_builtin`).
-    dataset_kwargs
-        Arguments of a built-in generator.
-    backed
-        Open a path in backed (read-only, on-disk) mode.
-
-    Raises
-    ------
-    ValueError
-        For a path that does not exist or an unknown built-in name.
-    """
-    import os
-
-    if is_builtin(adata):
-        return load_builtin(adata, family, dataset_kwargs)
-    if isinstance(adata, str | bytes) or hasattr(adata, "__fspath__"):
-        import anndata as ad
-
-        if not os.path.exists(adata):
-            raise ValueError(f"no .h5ad file at {os.fspath(adata)!r}")
-        return ad.read_h5ad(adata, backed="r" if backed else None)
-    return adata

@@ -5,44 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bioflow.data.anndata import CellTimeSeries, read_time_series
-from bioflow.data.builtin import read_adata
-from bioflow.data.streams import SeededBatchStream, draw_rows
+from bioflow.core.couplings.intervals import couple_intervals
+from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata
+from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 from bioflow.data.streams import identity_collate as _identity
-
-
-def couple_intervals(coupling, batch: dict, generator: torch.Generator | None = None) -> dict:
-    """Apply ``coupling`` to every interval of a batch from :class:`CellPairDataset`.
-
-    Parameters
-    ----------
-    coupling
-        A :class:`~bioflow.core.Coupling`.
-    batch
-        ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,)}``.
-    generator
-        Torch generator for couplings that sample.
-
-    Returns
-    -------
-    dict
-        The batch with ``x1`` re-ordered into pairs, ``"weight"`` ``(I, B)`` when the
-        coupling weights pairs, and ``"paired": True``.
-    """
-    x1s, ws = [], []
-    for i in range(batch["x0"].shape[0]):
-        cb = coupling(batch["x0"][i], batch["x1"][i], generator=generator)
-        x1s.append(cb.x1)
-        ws.append(cb.weight)
-    out = dict(batch, x1=torch.stack(x1s), paired=True)
-    if ws[0] is not None:
-        out["weight"] = torch.stack(ws)
-    return out
+from bioflow.data.timecourse import CellTimeSeries, read_time_series
 
 
 class CellPairDataset(SeededBatchStream):
@@ -103,14 +74,19 @@ class CellPairDataset(SeededBatchStream):
         intervals = self.series.intervals()
         rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
         rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
-        batch = {"x0": self.x[rows0], "x1": self.x[rows1], "t0": self._t0, "t1": self._t1,
-                 "rows": torch.cat([rows0.flatten(), rows1.flatten()])}
+        batch = {
+            "x0": self.x[rows0],
+            "x1": self.x[rows1],
+            "t0": self._t0,
+            "t1": self._t1,
+            "rows": torch.cat([rows0.flatten(), rows1.flatten()]),
+        }
         if self.coupling is not None:
             batch = couple_intervals(self.coupling, batch, generator)
         return batch
 
 
-class CellDynamicsDataModule(L.LightningDataModule):
+class CellDynamicsDataModule(StreamDataModule):
     """LightningDataModule over a time-series AnnData (in memory or an ``.h5ad`` path).
 
     Training batches hold one minibatch per consecutive pair of kept times.  Validation
@@ -188,7 +164,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
         self.val_cells = val_cells
         self.num_workers = num_workers
         self.seed = seed
-        self.coupling = None  # set by the model when coupling runs in the loader workers
+        self.coupling = None  # see set_coupling
 
     @classmethod
     def from_series(
@@ -202,7 +178,7 @@ class CellDynamicsDataModule(L.LightningDataModule):
     ) -> CellDynamicsDataModule:
         """Build the DataModule from an already validated :class:`CellTimeSeries`."""
         dm = cls.__new__(cls)
-        L.LightningDataModule.__init__(dm)
+        StreamDataModule.__init__(dm)
         dm._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
         dm.predict_source_time = dm.predict_target_time = dm.predict_output = None
         return dm
@@ -211,11 +187,11 @@ class CellDynamicsDataModule(L.LightningDataModule):
         if self.predict_source_time is None or self.predict_target_time is None:
             raise ValueError("set data.predict_source_time and data.predict_target_time to predict")
         spec = self.series.spec
-        k = [i for i, lab in enumerate(spec.labels)
-             if lab == self.predict_source_time or str(lab) == str(self.predict_source_time)]
-        if not k:
-            raise ValueError(f"predict_source_time {self.predict_source_time!r} is not one of "
-                             f"{spec.labels}")
+        k = np.flatnonzero(match_labels(spec.labels, self.predict_source_time))
+        if not len(k):
+            raise ValueError(
+                f"predict_source_time {self.predict_source_time!r} is not one of {spec.labels}"
+            )
         return self.series.cells_at(k[0])
 
     def predict_dataloader(self) -> DataLoader:
@@ -223,15 +199,14 @@ class CellDynamicsDataModule(L.LightningDataModule):
         spec = self.series.spec
         t0 = spec.value_of(self.predict_source_time)
         t1 = spec.value_of(self.predict_target_time)
-        chunks = [{"x": torch.from_numpy(self.series.x[rows[i:i + 4096]]), "t0": t0, "t1": t1}
-                  for i in range(0, len(rows), 4096)]
+        chunks = [
+            {"x": torch.from_numpy(self.series.x[rows[i : i + 4096]]), "t0": t0, "t1": t1}
+            for i in range(0, len(rows), 4096)
+        ]
         return DataLoader(chunks, batch_size=None, collate_fn=_identity)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
         """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
-        import anndata as ad
-        import pandas as pd
-
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
@@ -240,14 +215,12 @@ class CellDynamicsDataModule(L.LightningDataModule):
         obs = self._obs.iloc[rows].copy()
         key = self.series.spec.key
         obs["bioflow_source_time"] = obs[key].astype(str)
-        obs[key] = str(self.predict_target_time) if self.series.spec.kind == "ordered" else (
-            self.predict_target_time)
-        if self.series.use_rep is None:
-            out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self._var_names))
-        else:
-            out = ad.AnnData(obs=obs)
-            out.obsm[self.series.use_rep] = x
-        out.write_h5ad(path)
+        obs[key] = (
+            str(self.predict_target_time)
+            if self.series.spec.kind == "ordered"
+            else (self.predict_target_time)
+        )
+        cells_to_anndata(x, obs, self.series.use_rep, self._var_names).write_h5ad(path)
         return path
 
     @property
@@ -260,14 +233,20 @@ class CellDynamicsDataModule(L.LightningDataModule):
         """Description of the data stored in a fitted model."""
         return self.series.data_spec()
 
-    def train_dataloader(self) -> DataLoader:
-        ds = CellPairDataset(
+    def set_coupling(self, coupling) -> None:
+        """Couple every training batch with ``coupling`` in the loader (``None``: don't).
+
+        ``tl.fit_dynamics`` and the CLI call it with the model's coupling when
+        ``num_workers > 0``, so the (CPU) coupling runs in the loader workers and
+        overlaps the training step; batches then arrive with ``"paired": True`` and the
+        model does not couple them again.
+        """
+        self.coupling = coupling
+
+    def make_stream(self) -> CellPairDataset:
+        return CellPairDataset(
             self.series, self.batch_size, self.steps_per_epoch, self.seed, self.coupling
         )
-        if self.trainer is not None:
-            ds.start_index = self.trainer.global_step
-        self._train_dataset = ds
-        return DataLoader(ds, batch_size=None, num_workers=self.num_workers)
 
     def val_batches(self) -> list[dict]:
         """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets."""
@@ -282,18 +261,31 @@ class CellDynamicsDataModule(L.LightningDataModule):
 
         out = []
         for a, b in s.intervals():
-            out.append({"x0": cells(a), "x1": cells(b), "t0": s.spec.values[a],
-                        "t1": s.spec.values[b], "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
-                        "holdout": False})
+            out.append(
+                {
+                    "x0": cells(a),
+                    "x1": cells(b),
+                    "t0": s.spec.values[a],
+                    "t1": s.spec.values[b],
+                    "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
+                    "holdout": False,
+                }
+            )
         for h in sorted(set(range(len(s.spec.labels))) - set(s.kept)):
             prev = [k for k in s.kept if k < h]
             if prev:
                 a = prev[-1]
-                out.append({"x0": cells(a), "x1": cells(h), "t0": s.spec.values[a],
-                            "t1": s.spec.values[h], "name": f"holdout_{s.spec.labels[h]}",
-                            "holdout": True})
+                out.append(
+                    {
+                        "x0": cells(a),
+                        "x1": cells(h),
+                        "t0": s.spec.values[a],
+                        "t1": s.spec.values[h],
+                        "name": f"holdout_{s.spec.labels[h]}",
+                        "holdout": True,
+                    }
+                )
         return out
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_batches(), batch_size=None, collate_fn=_identity)
-

@@ -1,157 +1,38 @@
-"""Alphabets, one-hot encoding and a DataModule for letter sequences."""
+"""Batches of letter sequences: the stream and the DataModule.
+
+The reader (alphabets, encoding, FASTA / list input) is :mod:`bioflow.data.sequence_set`;
+its names are importable from here too.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bioflow.data.builtin import is_builtin, load_builtin
-from bioflow.data.streams import SeededBatchStream, draw_rows
+from bioflow.data.builtin import is_builtin
+from bioflow.data.sequence_set import (
+    ALPHABETS,
+    _builtin_sequences,
+    decode,
+    encode,
+    load_sequences,
+    one_hot,
+    resolve_alphabet,
+)
+from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 from bioflow.data.streams import identity_collate as _identity
 
-ALPHABETS = {"dna": "ACGT", "protein": "ACDEFGHIKLMNPQRSTVWY"}
-
-
-def resolve_alphabet(alphabet: str) -> str:
-    """Letters of a named alphabet (``"dna"``, ``"protein"``) or of an explicit string.
-
-    Examples
-    --------
-    >>> resolve_alphabet("dna")
-    'ACGT'
-    """
-    letters = ALPHABETS.get(alphabet.lower(), alphabet) if isinstance(alphabet, str) else None
-    if not letters or len(set(letters)) != len(letters) or len(letters) < 2:
-        raise ValueError(
-            f"alphabet must be one of {sorted(ALPHABETS)} or a string of >= 2 distinct "
-            f"letters, got {alphabet!r}"
-        )
-    return letters
-
-
-def encode(
-    sequences: Sequence[str], alphabet: str = "dna", *, names: Sequence[str] | None = None
-) -> np.ndarray:
-    """Letter indices of equal-length sequences, shape ``(n, L)`` (int64).
-
-    Lower case is accepted.  All sequences must have the same length: pad or crop them
-    beforehand.
-
-    Raises
-    ------
-    ValueError
-        On an empty list, mixed lengths, or a letter outside the alphabet (naming the record
-        and the 1-based position).
-
-    Examples
-    --------
-    >>> encode(["ACGT", "ttaa"]).tolist()
-    [[0, 1, 2, 3], [3, 3, 0, 0]]
-    """
-    letters = resolve_alphabet(alphabet)
-    if isinstance(sequences, str):
-        raise ValueError("sequences must be a list of strings, not one string")
-    seqs = list(sequences)
-    if not seqs:
-        raise ValueError("no sequences given")
-    names = list(names) if names is not None else [f"#{i}" for i in range(len(seqs))]
-    lengths = {len(s) for s in seqs}
-    if len(lengths) > 1:
-        first = len(seqs[0])
-        bad = next(i for i, s in enumerate(seqs) if len(s) != first)
-        raise ValueError(
-            f"sequences have mixed lengths {sorted(lengths)[:5]}: record {names[bad]!r} has "
-            f"length {len(seqs[bad])}, record {names[0]!r} has {first}; pad or crop them to "
-            "one length"
-        )
-    if lengths == {0}:
-        raise ValueError("sequences are empty strings")
-    keys = {ord(c): i for i, c in enumerate(letters)}
-    for i, c in enumerate(letters):  # other case too, unless it is a letter of its own
-        for v in (c.upper(), c.lower()):
-            if len(v) == 1:
-                keys.setdefault(ord(v), i)
-    codes_sorted = np.array(sorted(keys), dtype=np.int64)
-    values = np.array([keys[c] for c in codes_sorted], dtype=np.int64)
-    out = np.empty((len(seqs), len(seqs[0])), dtype=np.int64)
-    for r, s in enumerate(seqs):
-        codes = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        pos_ = np.searchsorted(codes_sorted, codes).clip(0, len(codes_sorted) - 1)
-        bad = codes_sorted[pos_] != codes
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"record {names[r]!r} has letter {s[pos]!r} at position {pos + 1}, outside "
-                f"the alphabet {letters!r}"
-            )
-        row = values[pos_]
-        out[r] = row
-    return out
-
-
-def one_hot(sequences: Sequence[str], alphabet: str = "dna") -> np.ndarray:
-    """One-hot encoding ``(n, L, K)`` (float32) of equal-length sequences.
-
-    Examples
-    --------
-    >>> one_hot(["AC"]).tolist()
-    [[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]]
-    """
-    idx = encode(sequences, alphabet)
-    return np.eye(len(resolve_alphabet(alphabet)), dtype=np.float32)[idx]
-
-
-def decode(x, alphabet: str = "dna") -> list[str]:
-    """Strings from indices ``(n, L)`` or one-hot / simplex points ``(n, L, K)`` (argmax).
-
-    Examples
-    --------
-    >>> decode([[0, 1, 2, 3]])
-    ['ACGT']
-    """
-    letters = resolve_alphabet(alphabet)
-    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
-    if a.ndim == 3:
-        a = a.argmax(-1)
-    if a.ndim != 2:
-        raise ValueError(f"expected (n, L) indices or (n, L, K) points, got shape {a.shape}")
-    return ["".join(letters[i] for i in row) for row in a]
-
-
-def load_sequences(sequences, alphabet: str = "dna") -> tuple[list[str], list[str]]:
-    """Sequences and names from a list of strings or a FASTA path.
-
-    Examples
-    --------
-    >>> load_sequences(["ACG", "TTA"])
-    (['ACG', 'TTA'], ['#0', '#1'])
-    """
-    if isinstance(sequences, str | os.PathLike) and (
-        isinstance(sequences, os.PathLike) or os.path.exists(sequences)
-    ):
-        from bioflow.io import read_fasta
-
-        records = read_fasta(sequences)
-        return [s for _, s in records], [n for n, _ in records]
-    if isinstance(sequences, str):
-        raise ValueError(f"{sequences!r} is neither an existing FASTA file nor a list of strings")
-    seqs = list(sequences)
-    return seqs, [f"#{i}" for i in range(len(seqs))]
-
-
-def _builtin_sequences(name: str, kwargs: dict | None) -> tuple[list[str], str, np.ndarray | None]:
-    """Sequences, alphabet and labels of a built-in sequence dataset."""
-    out = load_builtin(name, "sequences", kwargs)
-    if name.endswith("categorical_toy"):
-        seqs, _, letters = out
-        return seqs, letters, None
-    seqs, labels = out
-    return seqs, "ACGT", labels
+__all__ = [
+    "ALPHABETS",
+    "SequenceBatchStream",
+    "SequenceDataModule",
+    "decode",
+    "encode",
+    "load_sequences",
+    "one_hot",
+    "resolve_alphabet",
+]
 
 
 class SequenceBatchStream(SeededBatchStream):
@@ -204,7 +85,7 @@ class SequenceBatchStream(SeededBatchStream):
         return batch
 
 
-class SequenceDataModule(L.LightningDataModule):
+class SequenceDataModule(StreamDataModule):
     """Batches ``{"tokens": (b, L)}`` of equal-length sequences, for training and sampling.
 
     Training batches come from a seeded, rank-sharded stream (exact resume, disjoint DDP
@@ -305,14 +186,16 @@ class SequenceDataModule(L.LightningDataModule):
         """Description of the data stored in a fitted model (alphabet, length)."""
         return {"alphabet": self.alphabet, "seq_len": self.seq_len}
 
-    def train_dataloader(self) -> DataLoader:
-        ds = SequenceBatchStream(
-            self.tokens, len(self.alphabet), self.batch_size, self.steps_per_epoch, self.seed,
-            rows=self.train_rows, targets=self.targets,
+    def make_stream(self) -> SequenceBatchStream:
+        return SequenceBatchStream(
+            self.tokens,
+            len(self.alphabet),
+            self.batch_size,
+            self.steps_per_epoch,
+            self.seed,
+            rows=self.train_rows,
+            targets=self.targets,
         )
-        if self.trainer is not None:
-            ds.start_index = self.trainer.global_step
-        return DataLoader(ds, batch_size=None, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         rows = self.val_rows if self.val_rows is not None else self.train_rows
@@ -328,13 +211,19 @@ class SequenceDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         size = 1024
-        chunks = [{"n": min(size, self.predict_n - s), "steps": self.predict_steps,
-                   "seed": self.seed + 7 + s} for s in range(0, self.predict_n, size)]
+        chunks = [
+            {
+                "n": min(size, self.predict_n - s),
+                "steps": self.predict_steps,
+                "seed": self.seed + 7 + s,
+            }
+            for s in range(0, self.predict_n, size)
+        ]
         return DataLoader(chunks, batch_size=None, collate_fn=_identity)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
         """Write sampled sequences (a list of lists of strings) to a FASTA file."""
-        from bioflow.io import write_fasta
+        from bioflow.data.fasta import write_fasta
 
         path = path or self.predict_output
         if path is None:
@@ -342,4 +231,3 @@ class SequenceDataModule(L.LightningDataModule):
         seqs = [s for chunk in predictions for s in chunk]
         write_fasta(path, seqs, names=[f"sample{i}" for i in range(len(seqs))])
         return path
-

@@ -4,14 +4,20 @@ A training batch is a pure function of ``(seed, rank, global index)``.  Two thin
 a run resumed from a checkpoint draws exactly the batches an uninterrupted run would
 (the model seeds its own per-step randomness from ``batch["seed"]``), and under DDP every
 rank draws from its own disjoint shard of the data.
+:class:`~bioflow.data.streams.StreamLoader` is how a stream learns where the run
+stands: each time the trainer iterates it (every epoch, and after a resume) it asks its
+``position`` callable -- the DataModule's trainer's ``global_step`` -- so no model ever
+writes into the data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import lightning as L
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -25,8 +31,9 @@ class SeededBatchStream(IterableDataset):
     """Base of the endless training streams: subclasses say how to shard and draw a batch.
 
     Batch ``index`` on ``rank`` is drawn with a generator seeded by
-    :meth:`batch_seed`; ``start_index`` (set by the model at the start of every epoch to
-    the global step) continues the stream where a resumed run stands.  With loader
+    :meth:`batch_seed`; ``start_index`` (set by
+    :class:`~bioflow.data.streams.StreamLoader` to the global step each time the stream is
+    iterated) continues the stream where a resumed run stands.  With loader
     workers, worker ``w`` of ``W`` makes batches ``w, w + W, ...``, which the loader
     yields in turn, so the stream does not depend on the number of workers.
 
@@ -81,3 +88,83 @@ def draw_rows(rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.T
 def identity_collate(batch):
     """Collate function of loaders whose items are already whole batches."""
     return batch
+
+
+class StreamLoader(DataLoader):
+    """DataLoader over a :class:`SeededBatchStream` that starts it where the run stands.
+
+    Every ``iter(loader)`` (Lightning calls it at the start of each epoch, after any
+    checkpoint was restored) first sets ``dataset.start_index = position()``, then starts
+    the workers, which receive the stream with that index.  Persistent workers would keep
+    a stale copy, so they are refused.
+
+    Parameters
+    ----------
+    dataset
+        The stream.
+    position
+        Callable giving the global index of the next batch (the trainer's
+        ``global_step``).
+    num_workers
+        Loader worker processes.
+    **kwargs
+        Other :class:`torch.utils.data.DataLoader` arguments (``batch_size`` is ``None``:
+        the stream yields whole batches).
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Count(SeededBatchStream):
+    ...     def shard(self, rank, world): return None
+    ...     def make_batch(self, shard, generator): return {}
+    >>> step = 0
+    >>> loader = StreamLoader(Count(steps_per_epoch=2, seed=0), position=lambda: step)
+    >>> first = [b["seed"] for b in loader]
+    >>> step = 2
+    >>> second = [b["seed"] for b in loader]
+    >>> second == [loader.dataset.batch_seed(i) for i in (2, 3)] and first != second
+    True
+    """
+
+    def __init__(
+        self,
+        dataset: SeededBatchStream,
+        position: Callable[[], int],
+        num_workers: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("persistent_workers"):
+            raise ValueError("persistent_workers would keep a stale stream position; leave it off")
+        kwargs.setdefault("batch_size", None)
+        super().__init__(dataset, num_workers=num_workers, **kwargs)
+        self.position = position
+
+    def __iter__(self):
+        self.dataset.start_index = int(self.position())
+        return super().__iter__()
+
+
+class StreamDataModule(L.LightningDataModule):
+    """Base of bioflow's DataModules: training batches come from a seeded stream.
+
+    A subclass builds its stream in :meth:`make_stream` and sets ``num_workers``; the
+    training loader (:class:`~bioflow.data.streams.StreamLoader`) restarts the stream at
+    the trainer's global step on every epoch and after a resume, so a resumed run draws
+    exactly the batches of an uninterrupted one.
+    """
+
+    num_workers: int = 0
+
+    def make_stream(self) -> SeededBatchStream:
+        """The training stream."""
+        raise NotImplementedError
+
+    def stream_position(self) -> int:
+        """Global index of the next training batch: the trainer's ``global_step`` (0 alone)."""
+        trainer = self.trainer
+        return int(trainer.global_step) if trainer is not None else 0
+
+    def train_dataloader(self) -> StreamLoader:
+        return StreamLoader(
+            self.make_stream(), position=self.stream_position, num_workers=self.num_workers
+        )

@@ -55,7 +55,8 @@ def simulated_differentiation(
     anndata.AnnData
         ``n_cells_per_time * n_times`` cells by ``n_genes`` genes with
         ``.obs["time"]`` (float day), ``.obs["day"]`` (ordered categorical ``"day0"``, ...),
-        ``.obs["branch"]``; ``.layers["counts"]``; ``.obsm["X_pca"]`` (scaled so PC1 has unit variance), ``.obsm["X_latent"]``;
+        ``.obs["branch"]``; ``.layers["counts"]``; ``.obsm["X_pca"]`` (scaled so PC1 has unit
+        variance), ``.obsm["X_latent"]``;
         ``.varm["PCs"]`` and ``.uns["pca"]``.
 
     Examples
@@ -85,20 +86,24 @@ def simulated_differentiation(
         if r == 0:
             observed[day == k] = z[day == k]
         gate = 1.0 / (1.0 + np.exp(-4.0 * (z[:, 0] - 1.0)))
-        drift = np.column_stack([
-            np.ones(n),
-            3.0 * gate * (z[:, 1] - z[:, 1] ** 3 / 1.5**2),
-            -1.0 * z[:, 2],
-        ])
+        drift = np.column_stack(
+            [
+                np.ones(n),
+                3.0 * gate * (z[:, 1] - z[:, 1] ** 3 / 1.5**2),
+                -1.0 * z[:, 2],
+            ]
+        )
         z = z + drift * dt + noise * np.sqrt(dt) * rng.normal(size=z.shape)
 
-    feats = np.column_stack([
-        observed[:, 0] / n_times * 2,
-        observed[:, 1],
-        np.tanh(2 * observed[:, 1]) * observed[:, 0] / n_times,
-        observed[:, 2] * 0.5,
-        np.sin(observed[:, 0]),
-    ])
+    feats = np.column_stack(
+        [
+            observed[:, 0] / n_times * 2,
+            observed[:, 1],
+            np.tanh(2 * observed[:, 1]) * observed[:, 0] / n_times,
+            observed[:, 2] * 0.5,
+            np.sin(observed[:, 0]),
+        ]
+    )
     w = rng.normal(0, 1.0, (feats.shape[1], n_genes))
     base = rng.normal(0.5, 0.5, n_genes)
     rates = np.exp(base + feats @ w)
@@ -112,13 +117,17 @@ def simulated_differentiation(
     # while giving the models inputs of order one.
     scores = scores / scores[:, 0].std()
 
-    fate = np.where(observed[:, 1] > 0.4, "upper", np.where(observed[:, 1] < -0.4, "lower",
-                                                            "progenitor"))
+    fate = np.where(
+        observed[:, 1] > 0.4, "upper", np.where(observed[:, 1] < -0.4, "lower", "progenitor")
+    )
     obs = pd.DataFrame(
         {
             "time": day.astype(np.float64),
-            "day": pd.Categorical([f"day{d}" for d in day],
-                                  categories=[f"day{d}" for d in range(n_times)], ordered=True),
+            "day": pd.Categorical(
+                [f"day{d}" for d in day],
+                categories=[f"day{d}" for d in range(n_times)],
+                ordered=True,
+            ),
             "branch": pd.Categorical(fate, categories=["progenitor", "upper", "lower"]),
         },
         index=[f"cell{i}" for i in range(n)],
@@ -132,7 +141,13 @@ def simulated_differentiation(
     adata.uns["pca"] = {"variance_ratio": var_ratio}
     adata.uns["bioflow_dataset"] = {
         "name": "simulated_differentiation",
-        "params": {"n_cells_per_time": n_cells_per_time, "n_times": n_times,
-                   "n_genes": n_genes, "n_pcs": n_pcs, "noise": noise, "seed": seed},
+        "params": {
+            "n_cells_per_time": n_cells_per_time,
+            "n_times": n_times,
+            "n_genes": n_genes,
+            "n_pcs": n_pcs,
+            "noise": noise,
+            "seed": seed,
+        },
     }
     return adata

@@ -73,13 +73,6 @@ class FlowMatchingModule(L.LightningModule):
         return {"loss": float(out.loss)}
 
     # --- the shared loop -----------------------------------------------------------------
-    def on_train_epoch_start(self) -> None:
-        # Datasets whose batches are a function of their global index continue the stream
-        # where the (possibly resumed) run stands.
-        ds = getattr(self.trainer.train_dataloader, "dataset", None)
-        if ds is not None and hasattr(ds, "start_index"):
-            ds.start_index = int(self.global_step)
-
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         out = self.compute_loss(batch)
         if not torch.isfinite(out.loss):
@@ -183,6 +176,11 @@ def _read_checkpoint(path: str | os.PathLike, map_location) -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if "global" not in str(err).lower():  # not a refused object: a damaged file
+            raise ValueError(
+                f"could not read checkpoint {os.fspath(path)!r} (truncated or not a torch "
+                f"checkpoint): {type(err).__name__}: {err}"
+            ) from err
         raise ValueError(
             f"refusing to load {os.fspath(path)!r}: it holds Python objects that only an "
             "unrestricted unpickler can read, and unpickling runs code. bioflow's own files "

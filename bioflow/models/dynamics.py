@@ -13,11 +13,11 @@ from bioflow.core.couplings import (
     GibbsWeightCoupling,
     IndependentCoupling,
     SinkhornCoupling,
+    couple_intervals,
 )
 from bioflow.core.losses import flow_matching_loss
 from bioflow.core.paths import BrownianBridgePath, LinearPath, ProbabilityPath
 from bioflow.core.solvers import integrate
-from bioflow.data.cells import couple_intervals
 from bioflow.metrics import wasserstein
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import MLPVectorField
@@ -143,7 +143,10 @@ class CellFlowMatching(FlowMatchingModule):
         )
         self.method = method
         self.net = MLPVectorField(
-            dim, hidden=tuple(hidden), time_dim=time_dim, activation=activation,
+            dim,
+            hidden=tuple(hidden),
+            time_dim=time_dim,
+            activation=activation,
             time_max_period=time_max_period,
         )
         self.solver, self.solver_steps = solver, solver_steps
@@ -157,12 +160,6 @@ class CellFlowMatching(FlowMatchingModule):
         """The field as an ODE right-hand side ``f(t, x)``."""
         return self.net(t, x)
 
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "num_workers", 0) > 0 and hasattr(dm, "coupling"):
-            # Run the (CPU) coupling inside the loader workers so it overlaps the step.
-            dm.coupling = self.coupling
-
     def compute_loss(self, batch: dict) -> LossOutput:
         cpu_gen, dev_gen = batch_generators(batch, batch["x0"].device)
         if not batch.get("paired", False):
@@ -174,7 +171,13 @@ class CellFlowMatching(FlowMatchingModule):
         w = batch.get("weight")
         w = None if w is None else w.reshape(-1).to(x0)
         loss = flow_matching_loss(
-            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), t0=t0, t1=t1, weight=w,
+            self.path,
+            self.net,
+            x0.reshape(-1, d),
+            x1.reshape(-1, d),
+            t0=t0,
+            t1=t1,
+            weight=w,
             generator=dev_gen,
         )
         return LossOutput(loss, batch_size=n_int * bsz)
@@ -195,8 +198,12 @@ class CellFlowMatching(FlowMatchingModule):
         """
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         return integrate(
-            self.velocity, x, list(times), method=method or self.solver,
-            steps=steps or self.solver_steps, return_path=return_path,
+            self.velocity,
+            x,
+            list(times),
+            method=method or self.solver,
+            steps=steps or self.solver_steps,
+            return_path=return_path,
         )
 
     def predict_step(self, batch: dict, batch_idx: int = 0) -> Tensor:

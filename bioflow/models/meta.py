@@ -223,7 +223,11 @@ class MetaFlowMatching(FlowMatchingModule):
         )
         cond = None if cvec is None else cvec.repeat_interleave(n_cells, dim=0)
         loss = flow_matching_loss(
-            self.path, self.net, x0.reshape(-1, d), x1.reshape(-1, d), cond=cond,
+            self.path,
+            self.net,
+            x0.reshape(-1, d),
+            x1.reshape(-1, d),
+            cond=cond,
             generator=dev_gen,
         )
         return LossOutput(loss, batch_size=n_pop * n_cells)

@@ -9,8 +9,8 @@ from torch import Tensor
 
 from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import sequence_cross_entropy
-from bioflow.core.paths.simplex import GumbelSoftmaxPath, sample_gumbel
-from bioflow.core.solvers.simplex import simplex_euler
+from bioflow.core.paths.simplex import GumbelSoftmaxPath
+from bioflow.core.solvers.simplex import renoise_sample, simplex_euler
 from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
@@ -119,7 +119,7 @@ class SequenceFlow(FlowMatchingModule):
     def compute_loss(self, batch: dict) -> LossOutput:
         tokens = batch["tokens"].long()
         _, gen = batch_generators(batch, tokens.device)
-        ps = self.path.sample(tokens, self.n_letters, generator=gen)
+        ps = self.path.sample(None, tokens, K=self.n_letters, generator=gen)
         logits = self(ps.t, ps.x_t)
         if self.objective == "flow":
             loss = sequence_cross_entropy(logits, tokens)
@@ -207,12 +207,18 @@ class SequenceFlow(FlowMatchingModule):
         out = []
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
-            if method == "renoise":
-                out.append(self._renoise(m, steps, generator, guide))
-                continue
             x0 = self.path.prior_sample(
                 m, self.seq_len, self.n_letters, generator=generator, device=self.device
             )
+            if method == "renoise":
+                # with guidance, letters come from p_theta(x1 | x_t) exp(gamma f(x1))
+                # (first-order tilt, importance-corrected): every step resamples the guided
+                # posterior
+                draw = None if guide is None else guide.draw
+                out.append(
+                    renoise_sample(self, self.path, x0, steps=steps, draw=draw, generator=generator)
+                )
+                continue
             field = self.velocity if guide is None else self._tilted_velocity(guide)
             out.append(simplex_euler(field, x0, steps=steps))
         return torch.cat(out)
@@ -226,25 +232,6 @@ class SequenceFlow(FlowMatchingModule):
             return self.path.model_velocity(x, p, t)
 
         return field
-
-    def _renoise(self, m: int, steps: int, generator, guide: STGuidance | None) -> Tensor:
-        K = self.n_letters
-        x = self.path.prior_sample(m, self.seq_len, K, generator=generator, device=self.device)
-        ts = torch.linspace(0, 1, steps + 1, device=self.device)
-        for i in range(steps):
-            logits = self(ts[i].expand(m), x)
-            if guide is not None:
-                # draw the letters from p_theta(x1 | x_t) exp(gamma f(x1)) (first-order tilt,
-                # importance-corrected), so every step resamples the guided posterior
-                k = guide.draw(logits)
-            else:
-                p = torch.softmax(logits, -1)
-                u = torch.rand(p.shape[:-1], generator=generator, device=self.device)
-                k = (p.cumsum(-1) < u.unsqueeze(-1)).sum(-1).clamp_max(K - 1)
-            if i + 1 < steps:
-                g = sample_gumbel(x.shape, generator=generator, device=self.device)
-                x = self.path.interpolate(k, K, ts[i + 1].expand(m), g)
-        return torch.nn.functional.one_hot(k, K).to(x)
 
     def validation_metrics(self, batch: dict) -> dict[str, float]:
         """Loss on held-out sequences, and marginal KL / 3-mer distance of fresh samples."""

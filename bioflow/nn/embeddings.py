@@ -35,9 +35,7 @@ class SinusoidalTimeEmbedding(nn.Module):
             raise ValueError(f"time embedding dim must be >= 3, got {dim}")
         self.dim = dim
         half = (dim - 1) // 2
-        freqs = 2 * math.pi / torch.logspace(
-            math.log10(min_period), math.log10(max_period), half
-        )
+        freqs = 2 * math.pi / torch.logspace(math.log10(min_period), math.log10(max_period), half)
         self.register_buffer("freqs", freqs, persistent=False)
         self.pad = dim - 1 - 2 * half
 

@@ -79,8 +79,9 @@ class MLPVectorField(nn.Module):
         if self.cond_dim:
             if cond is None:
                 raise ValueError(f"this field needs a condition of size {self.cond_dim}")
-            parts.append(cond.expand(x.shape[0], -1) if cond.dim() == 1 or cond.shape[0] == 1
-                         else cond)
+            parts.append(
+                cond.expand(x.shape[0], -1) if cond.dim() == 1 or cond.shape[0] == 1 else cond
+            )
         return self.net(torch.cat(parts, dim=1))
 
 
@@ -149,7 +150,7 @@ class ResidualMLPVectorField(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
 
     def forward(self, t: Tensor, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Velocity at times ``t`` and points ``x`` ``(n, dim)`` given ``cond`` ``(n, cond_dim)``."""
+        """Velocity at times ``t``, points ``x`` ``(n, dim)`` given ``cond`` ``(n, cond_dim)``."""
         n = x.shape[0]
         parts = [x, self.time_embed(_time_vector(t, n, x))]
         if self.features is not None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bioflow.data.anndata import match_labels
 from bioflow.pl._utils import finish, get_axes
 
 
@@ -104,9 +105,7 @@ def trajectories(
         if tkey is None or tkey not in adata.obs:
             raise ValueError("starting_at needs the time column recorded by tl.trajectories")
         col_t = adata.obs[tkey]
-        pool = np.flatnonzero(
-            ((col_t == starting_at) | (col_t.astype(str) == str(starting_at))).to_numpy()
-        )
+        pool = np.flatnonzero(match_labels(col_t, starting_at))
         if len(pool) == 0:
             raise ValueError(f"no cells with adata.obs[{tkey!r}] == {starting_at!r}")
     pick = rng.choice(pool, size=min(n_trajectories, len(pool)), replace=False)

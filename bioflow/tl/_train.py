@@ -31,13 +31,40 @@ def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
         num_sanity_val_steps=0,
     )
     defaults.update(trainer_kwargs)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "lightning.fabric.utilities.seed",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
     return L.Trainer(**defaults)
+
+
+def connect(model, datamodule) -> None:
+    """Wire a model to its DataModule before fitting, by explicit calls only.
+
+    With loader workers (``datamodule.num_workers > 0``) a DataModule that offers
+    ``set_coupling`` receives the model's ``coupling``, so the coupling runs in the
+    workers and overlaps the training step; otherwise the model couples in its step.
+    Models never reach into the DataModule themselves.
+
+    Parameters
+    ----------
+    model
+        A :class:`~bioflow.models.base.FlowMatchingModule`.
+    datamodule
+        The LightningDataModule it will be fitted on.
+    """
+    coupling = getattr(model, "coupling", None)
+    if (
+        coupling is not None
+        and hasattr(datamodule, "set_coupling")
+        and getattr(datamodule, "num_workers", 0) > 0
+    ):
+        datamodule.set_coupling(coupling)
 
 
 def record(adata, key_added: str, params: dict) -> None:

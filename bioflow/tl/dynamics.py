@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioflow.data.anndata import CellTimeSeries, TimeSpec, read_time_series
+from bioflow.core.couplings.mccann import mccann_interpolant
+from bioflow.data.anndata import cells_to_anndata, match_labels, read_representation
 from bioflow.data.cells import CellDynamicsDataModule
+from bioflow.data.timecourse import CellTimeSeries, TimeSpec, read_time_series
 from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
-from bioflow.tl._train import make_trainer, record
+from bioflow.tl._train import connect, make_trainer, record
 
 
 def _fit_series(
@@ -41,6 +43,7 @@ def _fit_series(
         model = CellFlowMatching(
             dim=series.dim, method=method, data_spec=series.data_spec(), **kwargs
         )
+    connect(model, dm)
     trainer.fit(model, datamodule=dm)
     model.eval()
     return model
@@ -137,13 +140,7 @@ def _cells_at(adata, key: str, label: Any) -> np.ndarray:
     if key not in adata.obs:
         raise ValueError(f"time_key {key!r} (from the model) is not a column of adata.obs")
     col = adata.obs[key]
-    mask = (
-        (col == label).to_numpy()
-        if not isinstance(label, str)
-        else (col.astype(str) == label).to_numpy()
-    )
-    if not mask.any():
-        mask = (col.astype(str) == str(label)).to_numpy()
+    mask = match_labels(col, label)
     if not mask.any():
         raise ValueError(
             f"no cells with adata.obs[{key!r}] == {label!r}; present: {list(pd.unique(col))}"
@@ -152,16 +149,8 @@ def _cells_at(adata, key: str, label: Any) -> np.ndarray:
 
 
 def _read_model_rep(model, adata, rows=None) -> np.ndarray:
-    from bioflow.data.anndata import read_representation
-
     _, spec = _spec_of(model)
-    x = read_representation(adata, spec["use_rep"], rows=rows)
-    if x.shape[1] != spec["dim"]:
-        where = "adata.X" if spec["use_rep"] is None else f"adata.obsm[{spec['use_rep']!r}]"
-        raise ValueError(
-            f"{where} has {x.shape[1]} features; the model was fitted on {spec['dim']}"
-        )
-    return x
+    return read_representation(adata, spec["use_rep"], rows=rows, dim=spec["dim"])
 
 
 def _push_batched(
@@ -231,8 +220,6 @@ def predict_cells(
     >>> pred.obsm["X_pca"].shape, float(pred.obs["time"].iloc[0])
     ((50, 10), 2.0)
     """
-    import anndata as ad
-
     tspec, spec = _spec_of(model)
     rows = _cells_at(adata, tspec.key, source_time)
     t0, t1 = tspec.value_of(source_time), tspec.value_of(target_time)
@@ -246,11 +233,7 @@ def predict_cells(
         )
     else:
         obs[tspec.key] = target_time
-    if spec["use_rep"] is None:
-        out = ad.AnnData(pred, obs=obs, var=pd.DataFrame(index=spec["var_names"]))
-    else:
-        out = ad.AnnData(obs=obs)
-        out.obsm[spec["use_rep"]] = pred
+    out = cells_to_anndata(pred, obs, spec["use_rep"], spec["var_names"])
     record(
         out,
         "predict_cells",
@@ -354,46 +337,6 @@ def trajectories(
     return target if copy else None
 
 
-def mccann_interpolant(x0: np.ndarray, x2: np.ndarray, *, fraction: float):
-    """Displacement (McCann) interpolant between two point clouds at ``fraction``.
-
-    The exact OT plan for squared Euclidean cost pairs the clouds; each pair with mass
-    contributes the point ``(1 - fraction) x0_i + fraction x2_j`` with that mass.  It is
-    the ``"mccann"`` baseline of :func:`evaluate_holdout`.
-
-    Parameters
-    ----------
-    x0
-        Cells at the earlier time, shape ``(n0, d)``.
-    x2
-        Cells at the later time, shape ``(n2, d)``.
-    fraction
-        Position between them, in ``[0, 1]``.
-
-    Returns
-    -------
-    points, weights
-        ``(k, d)`` support points and their ``(k,)`` masses (summing to 1).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from bioflow.tl.dynamics import mccann_interpolant
-    >>> pts, w = mccann_interpolant(np.array([[0.0], [1.0]]), np.array([[3.0], [2.0]]),
-    ...                             fraction=0.5)
-    >>> sorted(pts.ravel().tolist()), w.tolist()
-    ([1.0, 2.0], [0.5, 0.5])
-    """
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
-    from bioflow.core.couplings import exact_ot_plan
-
-    plan = exact_ot_plan(torch.from_numpy(x0), torch.from_numpy(x2))
-    i, j = np.nonzero(plan > 1e-12)
-    pts = (1 - fraction) * x0[i] + fraction * x2[j]
-    return pts, plan[i, j]
-
-
 def evaluate_holdout(
     adata,
     *,
@@ -463,7 +406,7 @@ def evaluate_holdout(
     if holdout_times is not None:
         chosen = []
         for t in holdout_times:
-            ks = [k for k in interior if labels[k] == t or str(labels[k]) == str(t)]
+            ks = [k for k in interior if match_labels(labels, t)[k]]
             if not ks:
                 raise ValueError(
                     f"holdout time {t!r} is not an interior time of "

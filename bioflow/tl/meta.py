@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioflow.data.populations import PopulationDataModule, match_value, read_populations
+from bioflow.data.anndata import cells_to_anndata, match_labels, read_representation
+from bioflow.data.populations import PopulationDataModule, read_populations
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
 from bioflow.tl._train import make_trainer, record
 
@@ -139,18 +140,6 @@ def _spec(model: MetaFlowMatching) -> dict:
     return spec
 
 
-def _read_rep(spec: dict, adata, rows: np.ndarray | None = None) -> np.ndarray:
-    from bioflow.data.anndata import read_representation
-
-    x = read_representation(adata, spec["use_rep"], rows=rows)
-    if x.shape[1] != spec["dim"]:
-        where = "adata.X" if spec["use_rep"] is None else f"adata.obsm[{spec['use_rep']!r}]"
-        raise ValueError(
-            f"{where} has {x.shape[1]} features; the model was fitted on {spec['dim']}"
-        )
-    return x
-
-
 def _condition_index(spec: dict, condition: Any) -> int | None:
     conds = spec["conditions"]
     if not conds:
@@ -242,13 +231,11 @@ def predict_population(
     >>> pred.obsm["X_coords"].shape
     (60, 2)
     """
-    import anndata as ad
-
     spec = _spec(model)
     cidx = _condition_index(spec, condition)
     src_key = spec["source_key"]
     if src_key in adata.obs:
-        rows = np.flatnonzero(match_value(adata.obs[src_key], spec["source_value"]))
+        rows = np.flatnonzero(match_labels(adata.obs[src_key], spec["source_value"]))
         if len(rows) == 0:
             raise ValueError(
                 f"adata has no initial cells (obs[{src_key!r}] == {spec['source_value']!r})"
@@ -257,7 +244,7 @@ def predict_population(
         rows = np.arange(adata.n_obs)
         if len(rows) == 0:
             raise ValueError("adata has no cells")
-    x = _read_rep(spec, adata, rows)
+    x = read_representation(adata, spec["use_rep"], rows=rows, dim=spec["dim"])
     pkey = spec["population_key"]
     labels = (
         adata.obs[pkey].astype(str).to_numpy()[rows]
@@ -272,11 +259,7 @@ def predict_population(
     if spec["condition_key"] is not None and cidx is not None:
         obs[spec["condition_key"]] = spec["conditions"][cidx]
     obs["bioflow_predicted"] = True
-    if spec["use_rep"] is None:
-        out = ad.AnnData(pred, obs=obs, var=pd.DataFrame(index=spec["var_names"] or None))
-    else:
-        out = ad.AnnData(obs=obs)
-        out.obsm[spec["use_rep"]] = pred
+    out = cells_to_anndata(pred, obs, spec["use_rep"], spec["var_names"])
     record(
         out,
         "predict_population",

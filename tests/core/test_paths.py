@@ -51,9 +51,7 @@ def test_brownian_bridge_velocity_matches_formula():
 
 def test_bridge_velocity_transports_marginals():
     # E[u | x_t] integrated by finite differences: the mean moves at (x1 - x0)/dt
-    ps = BrownianBridgePath(0.2).sample(
-        torch.zeros(5000, 1), torch.ones(5000, 1), t0=0.0, t1=2.0
-    )
+    ps = BrownianBridgePath(0.2).sample(torch.zeros(5000, 1), torch.ones(5000, 1), t0=0.0, t1=2.0)
     assert math.isclose(ps.u_t.mean().item(), 0.5, abs_tol=0.05)
 
 

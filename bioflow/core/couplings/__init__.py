@@ -5,6 +5,8 @@ Every coupling is one class with the same call: ``coupling(x0, x1) -> CoupledBat
 
 from bioflow.core.couplings.base import CoupledBatch, Coupling, IndependentCoupling
 from bioflow.core.couplings.gibbs import GibbsWeightCoupling
+from bioflow.core.couplings.intervals import couple_intervals
+from bioflow.core.couplings.mccann import mccann_interpolant
 from bioflow.core.couplings.ot import (
     ExactOTCoupling,
     SinkhornCoupling,
@@ -42,8 +44,10 @@ __all__ = [
     "GibbsWeightCoupling",
     "IndependentCoupling",
     "SinkhornCoupling",
+    "couple_intervals",
     "exact_ot_plan",
     "make_coupling",
+    "mccann_interpolant",
     "sinkhorn_plan",
     "squared_distances",
 ]

@@ -30,7 +30,7 @@ class CoupledBatch:
 
 
 def check_batches(x0: Tensor, x1: Tensor) -> None:
-    """Raise ``ValueError`` unless ``x0`` and ``x1`` are non-empty batches of equal feature shape."""
+    """Raise ``ValueError`` unless ``x0``, ``x1`` are non-empty batches of equal feature shape."""
     if x0.dim() < 2 or x1.dim() < 2:
         raise ValueError(
             f"x0 and x1 must have shape (n, d...), got {tuple(x0.shape)} and {tuple(x1.shape)}"

@@ -82,4 +82,6 @@ class GibbsWeightCoupling(IndependentCoupling):
         return cb
 
     def __repr__(self) -> str:
-        return f"GibbsWeightCoupling(epsilon={self.epsilon}, kappa={self.kappa}, cost={self.cost!r})"
+        return (
+            f"GibbsWeightCoupling(epsilon={self.epsilon}, kappa={self.kappa}, cost={self.cost!r})"
+        )

@@ -14,7 +14,7 @@ from bioflow.core.couplings.base import CoupledBatch, Coupling
 
 
 def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
-    """Pairwise squared Euclidean distances, shape ``(n, m)`` for inputs ``(n, ...)``, ``(m, ...)``."""
+    """Pairwise squared Euclidean distances ``(n, m)`` for inputs ``(n, ...)``, ``(m, ...)``."""
     a = x0.reshape(x0.shape[0], -1)
     b = x1.reshape(x1.shape[0], -1)
     d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
@@ -23,8 +23,10 @@ def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
 
 def _check_plan(plan: np.ndarray | Tensor, what: str) -> None:
     total = float(plan.sum())
-    finite = bool(np.isfinite(plan).all()) if isinstance(plan, np.ndarray) else bool(
-        torch.isfinite(plan).all()
+    finite = (
+        bool(np.isfinite(plan).all())
+        if isinstance(plan, np.ndarray)
+        else bool(torch.isfinite(plan).all())
     )
     if not finite or not np.isfinite(total) or total < 1e-8:
         raise RuntimeError(

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from bioflow.core.paths.simplex import sample_gumbel, tangent_projection
+from bioflow.core.solvers.categorical import sample_categorical
 
 
 def straight_through_sample(
@@ -222,8 +223,7 @@ class STGuidance:
         g = self._estimate(torch.softmax(logits, -1)).onehot
         q = torch.softmax(logits + self.scale * g, -1)
         n, L, K = q.shape
-        u = torch.rand((self.n_samples, n, L), generator=self.generator, device=q.device)
-        cand = (q.cumsum(-1).unsqueeze(0) < u.unsqueeze(-1)).sum(-1).clamp_max(K - 1)
+        cand = sample_categorical(q, n_samples=self.n_samples, generator=self.generator)
         y = torch.nn.functional.one_hot(cand, K).to(q)
         with torch.no_grad():
             f = self.reward(y.reshape(-1, L, K)).reshape(self.n_samples, n)

@@ -1,15 +1,19 @@
-"""Conditional probability paths: how x_t and the target velocity are drawn for a pair."""
+"""Conditional probability paths: one interface, ``sample(x0, x1, t) -> PathSample``."""
 
-from bioflow.core.paths.affine import BrownianBridgePath, LinearPath, PathSample, ProbabilityPath
+from bioflow.core.paths.affine import AffinePath, BrownianBridgePath, LinearPath
+from bioflow.core.paths.base import PathSample, ProbabilityPath
+from bioflow.core.paths.discrete import DiscretePathSample, MixtureDiscretePath, PolynomialScheduler
+from bioflow.core.paths.simplex import GumbelSoftmaxPath, SimplexPathSample
 
-__all__ = ["BrownianBridgePath", "LinearPath", "PathSample", "ProbabilityPath"]
-from bioflow.core.paths.simplex import GumbelSoftmaxPath, SimplexPathSample  # noqa: E402
-
-__all__ += ["GumbelSoftmaxPath", "SimplexPathSample"]
-from bioflow.core.paths.discrete import (  # noqa: E402
-    DiscretePathSample,
-    MixtureDiscretePath,
-    PolynomialScheduler,
-)
-
-__all__ += ["DiscretePathSample", "MixtureDiscretePath", "PolynomialScheduler"]
+__all__ = [
+    "AffinePath",
+    "BrownianBridgePath",
+    "DiscretePathSample",
+    "GumbelSoftmaxPath",
+    "LinearPath",
+    "MixtureDiscretePath",
+    "PolynomialScheduler",
+    "PathSample",
+    "ProbabilityPath",
+    "SimplexPathSample",
+]

@@ -8,39 +8,10 @@ intervals sees one consistent clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-
-@dataclass
-class PathSample:
-    """A draw from a conditional path.
-
-    Attributes
-    ----------
-    x_t
-        Points on the path, shape ``(n, *dims)``.
-    u_t
-        Target velocity in absolute time at ``x_t``, shape ``(n, *dims)``.
-    t
-        Absolute time of each point, shape ``(n,)``.
-    s
-        Fraction of the interval, shape ``(n,)``.
-    noise
-        The standard normal noise used, shape ``(n, *dims)``, or ``None``.
-    score
-        Score ``grad log p_t(x_t | x0, x1)`` of the conditional path where it is defined
-        (Brownian bridge), else ``None``.
-    """
-
-    x_t: Tensor
-    u_t: Tensor
-    t: Tensor
-    s: Tensor
-    noise: Tensor | None = None
-    score: Tensor | None = None
+from bioflow.core.paths.base import PathSample, ProbabilityPath
 
 
 def _expand(v: Tensor, like: Tensor) -> Tensor:
@@ -57,11 +28,12 @@ def _as_time(value: float | Tensor, n: int, ref: Tensor) -> Tensor:
     return t
 
 
-class ProbabilityPath:
-    """Base class for conditional paths between paired points ``x0`` and ``x1``.
+class AffinePath(ProbabilityPath):
+    """Paths in ``R^d`` between paired points ``x0`` and ``x1`` over an absolute interval.
 
-    Subclasses implement :meth:`sample_fraction` for ``s`` in [0, 1]; :meth:`sample`
-    converts to absolute time.
+    Subclasses implement :meth:`sample_fraction` for the fraction ``s`` in [0, 1];
+    :meth:`sample` (the :class:`~bioflow.core.paths.base.ProbabilityPath` interface, its
+    ``t`` being that fraction) converts to the absolute interval ``[t0, t1]``.
     """
 
     sigma: float = 0.0
@@ -132,7 +104,7 @@ class ProbabilityPath:
         return ps
 
 
-class LinearPath(ProbabilityPath):
+class LinearPath(AffinePath):
     """Straight line ``x_s = (1 - s) x0 + s x1 + sigma * eps`` (I-CFM, OT-CFM).
 
     Parameters
@@ -159,7 +131,7 @@ class LinearPath(ProbabilityPath):
         return f"LinearPath(sigma={self.sigma})"
 
 
-class BrownianBridgePath(ProbabilityPath):
+class BrownianBridgePath(AffinePath):
     """Brownian bridge ``x_s = (1-s) x0 + s x1 + sigma sqrt(s(1-s)) eps`` (SB-CFM).
 
     The conditional velocity is

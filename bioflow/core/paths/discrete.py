@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from bioflow.core.paths.base import PathSample, ProbabilityPath
+
 DISCRETE_SOURCES = ("mask", "uniform")
 
 
@@ -53,13 +55,16 @@ class PolynomialScheduler:
 
 
 @dataclass
-class DiscretePathSample:
-    """A draw from a mixture path.
+class DiscretePathSample(PathSample):
+    """A draw from a mixture path (a :class:`~bioflow.core.paths.PathSample`).
 
     Attributes
     ----------
     x_t
         Noisy sequences, shape ``(n, L)`` (long; the mask token is ``K``).
+    u_t
+        ``None``: a discrete path has no regression target; the loss is on the posterior
+        (:func:`~bioflow.core.losses.mixture_path_loss`).
     t
         Times, shape ``(n,)``.
     x1
@@ -68,13 +73,11 @@ class DiscretePathSample:
         Source sequences, shape ``(n, L)``.
     """
 
-    x_t: Tensor
-    t: Tensor
-    x1: Tensor
-    x0: Tensor
+    x1: Tensor | None = None
+    x0: Tensor | None = None
 
 
-class MixtureDiscretePath:
+class MixtureDiscretePath(ProbabilityPath):
     """Mixture path ``x_t = x1`` with probability ``kappa(t)``, else ``x0``, per position.
 
     Parameters
@@ -127,12 +130,15 @@ class MixtureDiscretePath:
         return torch.randint(0, self.n_letters, (n, L), generator=generator, device=device)
 
     def sample(
-        self, x0: Tensor, x1: Tensor, t: Tensor | None = None, *, generator=None
+        self, x0: Tensor | None, x1: Tensor, t: Tensor | None = None, *, generator=None
     ) -> DiscretePathSample:
         """Draw ``x_t`` between sources ``x0`` and clean letters ``x1`` ``(n, L)``.
 
-        ``t`` ``(n,)`` (or a scalar); drawn ``U(0, 1)`` when ``None``.
+        ``x0`` ``None`` draws the sources (:meth:`source_sample`); ``t`` ``(n,)`` (or a
+        scalar) is drawn ``U(0, 1)`` when ``None``.
         """
+        if x0 is None and x1.dim() == 2:
+            x0 = self.source_sample(*x1.shape, generator=generator, device=x1.device)
         if x1.dim() != 2 or x0.shape != x1.shape:
             raise ValueError(
                 f"x0 and x1 must both have shape (n, L), got {tuple(x0.shape)}, {tuple(x1.shape)}"
@@ -143,7 +149,7 @@ class MixtureDiscretePath:
         t = torch.as_tensor(t, dtype=torch.float32, device=x1.device).expand(n).contiguous()
         k = self.scheduler.kappa(t).to(x1.device).unsqueeze(-1)
         u = torch.rand(x1.shape, generator=generator, device=x1.device)
-        return DiscretePathSample(torch.where(u < k, x1, x0), t, x1, x0)
+        return DiscretePathSample(torch.where(u < k, x1, x0), None, t, x1=x1, x0=x0)
 
     def jump_probability(self, t: Tensor | float, s: Tensor | float) -> Tensor:
         """Probability that a position still at its source at ``t`` reaches ``x1`` by ``s``.

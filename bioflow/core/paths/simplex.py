@@ -15,10 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bioflow.core.paths.base import PathSample, ProbabilityPath
+
 
 @dataclass
-class SimplexPathSample:
-    """A draw from the Gumbel-Softmax path.
+class SimplexPathSample(PathSample):
+    """A draw from the Gumbel-Softmax path (a :class:`~bioflow.core.paths.base.PathSample`).
 
     Attributes
     ----------
@@ -28,17 +30,16 @@ class SimplexPathSample:
         Conditional velocity ``(lam / tau) x_k (e_k - x_t)``, shape ``(n, L, K)``.
     t
         Times, shape ``(n,)``.
+    noise
+        The Gumbel noise ``(n, L, K)`` behind ``x_t``.
     tau
         Temperatures ``tau(t)``, shape ``(n,)``.
     target
         Clean letters, shape ``(n, L)`` (long).
     """
 
-    x_t: Tensor
-    u_t: Tensor
-    t: Tensor
-    tau: Tensor
-    target: Tensor
+    tau: Tensor | None = None
+    target: Tensor | None = None
 
 
 def sample_gumbel(shape, *, generator=None, device=None, dtype=torch.float32) -> Tensor:
@@ -67,7 +68,7 @@ def tangent_projection(v: Tensor) -> Tensor:
     return v - v.mean(dim=-1, keepdim=True)
 
 
-class GumbelSoftmaxPath:
+class GumbelSoftmaxPath(ProbabilityPath):
     """The Gumbel-Softmax interpolant toward clean one-hot letters.
 
     Parameters
@@ -83,7 +84,7 @@ class GumbelSoftmaxPath:
     --------
     >>> import torch
     >>> path = GumbelSoftmaxPath()
-    >>> ps = path.sample(torch.tensor([[0, 1, 2, 3]]), K=4)
+    >>> ps = path.sample(None, torch.tensor([[0, 1, 2, 3]]), K=4)
     >>> ps.x_t.shape, bool(torch.allclose(ps.u_t.sum(-1), torch.zeros(1, 4), atol=1e-6))
     (torch.Size([1, 4, 4]), True)
     """
@@ -139,23 +140,64 @@ class GumbelSoftmaxPath:
 
     def sample(
         self,
-        target: Tensor,
-        K: int,
-        t: Tensor | None = None,
+        x0: Tensor | None,
+        x1: Tensor,
+        t: Tensor | float | None = None,
         *,
+        K: int | None = None,
         generator: torch.Generator | None = None,
     ) -> SimplexPathSample:
-        """Draw ``t ~ U(0, 1)`` (unless given) and ``x_t`` for letters ``target`` ``(n, L)``."""
+        """Draw ``x_t`` and the conditional velocity toward the clean letters ``x1``.
+
+        Parameters
+        ----------
+        x0
+            Source noise: standard Gumbel draws ``(n, L, K)``, or ``None`` to draw them
+            (after ``t``) with ``generator``.
+        x1
+            Clean letters ``(n, L)`` (long).
+        t
+            Times ``(n,)`` or a scalar; ``U(0, 1)`` draws when ``None``.
+        K
+            Alphabet size; needed when ``x0`` is ``None``, else ``x0.shape[-1]``.
+        generator
+            Torch generator of ``t`` and the noise.
+
+        Returns
+        -------
+        SimplexPathSample
+        """
+        target = x1
         if target.dim() != 2:
-            raise ValueError(f"target must have shape (n, L), got {tuple(target.shape)}")
+            raise ValueError(f"x1 must hold letters of shape (n, L), got {tuple(target.shape)}")
+        if x0 is not None:
+            if x0.shape[:2] != target.shape or (K is not None and x0.shape[-1] != K):
+                raise ValueError(
+                    f"x0 must be Gumbel noise of shape (n, L, K) = "
+                    f"{(*target.shape, K)}, got {tuple(x0.shape)}"
+                )
+            K = x0.shape[-1]
+        if K is None or K < 2:
+            raise ValueError(f"K must be the alphabet size (>= 2) when x0 is None, got {K}")
         n = target.shape[0]
         device = target.device
         if t is None:
             t = torch.rand(n, generator=generator, device=device)
         t = torch.as_tensor(t, dtype=torch.float32, device=device).expand(n).contiguous()
-        g = sample_gumbel((*target.shape, K), generator=generator, device=device)
+        g = (
+            x0
+            if x0 is not None
+            else sample_gumbel((*target.shape, K), generator=generator, device=device)
+        )
         x = self.interpolate(target, K, t, g)
-        return SimplexPathSample(x, self.conditional_velocity(x, target, t), t, self.tau(t), target)
+        return SimplexPathSample(
+            x_t=x,
+            u_t=self.conditional_velocity(x, target, t),
+            t=t,
+            noise=g,
+            tau=self.tau(t),
+            target=target,
+        )
 
     def log_odds_features(self, x: Tensor, t: Tensor, eps: float = 1e-12) -> Tensor:
         """``tau(t) * (log x - mean log x)``: the centred noisy logits ``e_k + g / beta``.

@@ -1,11 +1,17 @@
-"""ODE solvers between arbitrary absolute times, forward and backward."""
+"""Every sampler: ODE solvers, simplex samplers (Euler, predict-and-renoise), categorical draws."""
 
+from bioflow.core.solvers.categorical import sample_categorical
+from bioflow.core.solvers.discrete import jump_sample
 from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
+from bioflow.core.solvers.simplex import project_simplex, renoise_sample, simplex_euler
 
-__all__ = ["ODE_METHODS", "ODESolver", "integrate"]
-from bioflow.core.solvers.simplex import project_simplex, simplex_euler  # noqa: E402
-
-__all__ += ["project_simplex", "simplex_euler"]
-from bioflow.core.solvers.discrete import categorical_draw, jump_sample  # noqa: E402
-
-__all__ += ["categorical_draw", "jump_sample"]
+__all__ = [
+    "ODE_METHODS",
+    "ODESolver",
+    "integrate",
+    "jump_sample",
+    "project_simplex",
+    "renoise_sample",
+    "sample_categorical",
+    "simplex_euler",
+]

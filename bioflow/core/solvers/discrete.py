@@ -7,21 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from bioflow.core.solvers.categorical import sample_categorical
+
 JUMP_SAMPLERS = ("jump", "stratified")
-
-
-def categorical_draw(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One letter per position from ``softmax(logits)`` ``(n, L, K)`` -> ``(n, L)`` (long).
-
-    Examples
-    --------
-    >>> import torch
-    >>> categorical_draw(torch.tensor([[[0.0, -1e9], [-1e9, 0.0]]])).tolist()
-    [[0, 1]]
-    """
-    p = torch.softmax(logits, -1)
-    u = torch.rand(p.shape[:-1], generator=generator, device=p.device, dtype=p.dtype)
-    return (p.cumsum(-1) < u.unsqueeze(-1)).sum(-1).clamp_max(p.shape[-1] - 1)
 
 
 def jump_sample(
@@ -68,7 +56,8 @@ def jump_sample(
     sampler
         ``"jump"`` or ``"stratified"``.
     draw
-        ``draw(logits) -> letters (n, L)``; default :func:`categorical_draw`.  Guidance passes
+        ``draw(logits) -> letters (n, L)``; default: a categorical draw from the softmax
+        (:func:`~bioflow.core.solvers.sample_categorical`).  Guidance passes
         a draw from the reward-tilted posterior here
         (:meth:`~bioflow.core.guidance.STGuidance.draw`).
     generator
@@ -100,7 +89,7 @@ def jump_sample(
     if draw is None:
 
         def draw(logits):
-            return categorical_draw(logits, generator)
+            return sample_categorical(torch.softmax(logits, -1), generator=generator)
 
     n, L = x0.shape
     dev = x0.device

@@ -1,0 +1,54 @@
+"""Pairing across time intervals: one coupling applied to every interval of a batch."""
+
+from __future__ import annotations
+
+import torch
+
+from bioflow.core.couplings.base import Coupling
+
+
+def couple_intervals(
+    coupling: Coupling, batch: dict, generator: torch.Generator | None = None
+) -> dict:
+    """Apply ``coupling`` to every interval of a batch of consecutive time points.
+
+    Used by the cell-dynamics model in its training step, or by the data loader workers
+    when the coupling is handed to the DataModule (``set_coupling``).
+
+    Parameters
+    ----------
+    coupling
+        A :class:`~bioflow.core.Coupling`.
+    batch
+        ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,), ...}``; not modified.
+    generator
+        Torch generator for couplings that sample.
+
+    Returns
+    -------
+    dict
+        A new batch with ``x1`` re-ordered into pairs, ``"weight"`` ``(I, B)`` when the
+        coupling weights pairs, and ``"paired": True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from bioflow.core.couplings import ExactOTCoupling, couple_intervals
+    >>> batch = {"x0": torch.tensor([[[0.0], [5.0]]]), "x1": torch.tensor([[[5.1], [0.1]]])}
+    >>> [round(v, 1) for v in couple_intervals(ExactOTCoupling(), batch)["x1"].flatten().tolist()]
+    [0.1, 5.1]
+    """
+    if batch["x0"].dim() != 3 or batch["x1"].dim() != 3:
+        raise ValueError(
+            "batch['x0'] and batch['x1'] must have shape (intervals, batch, dim), got "
+            f"{tuple(batch['x0'].shape)} and {tuple(batch['x1'].shape)}"
+        )
+    x1s, ws = [], []
+    for i in range(batch["x0"].shape[0]):
+        cb = coupling(batch["x0"][i], batch["x1"][i], generator=generator)
+        x1s.append(cb.x1)
+        ws.append(cb.weight)
+    out = dict(batch, x1=torch.stack(x1s), paired=True)
+    if ws[0] is not None:
+        out["weight"] = torch.stack(ws)
+    return out
