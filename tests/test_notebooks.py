@@ -18,7 +18,7 @@ TIME_LIMIT_S = 120
 EXPECTED = {
     "cell_dynamics.ipynb": ["mccann", "no-motion", "ot-cfm", "i-cfm", "(600, 21, 10)"],
     "meta_flow_matching.ipynb": ["no-motion", "mfm", "fm"],
-    "sequence_design.ipynb": ["'guided'", "SequenceFlow"],
+    "sequence_design.ipynb": ["'guided'", "DiscreteFlow"],
 }
 
 
