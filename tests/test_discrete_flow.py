@@ -322,3 +322,12 @@ def test_fit_methods_save_load_roundtrip(tmp_path):
         bioflow.tl.fit_sequence_flow([], max_steps=1)
     with pytest.raises(ValueError, match="model must be"):
         bioflow.tl.sample_sequences(SequencePredictor("ACGT"), 2)
+
+
+def test_posterior_keeps_revealed_letters(tiny):
+    x = torch.tensor([[4, 2, 4, 0, 1, 4, 4, 3, 4, 4]])
+    p = torch.softmax(tiny.posterior_logits(torch.tensor([0.5]), x), -1)
+    known = x != 4
+    assert torch.equal(p[known].argmax(-1), x[known]) and (p[known].max(-1).values > 0.999).all()
+    # and the masked positions keep the network's prediction
+    assert torch.allclose(p[~known], torch.softmax(tiny(torch.tensor([0.5]), x), -1)[~known])

@@ -124,6 +124,25 @@ class DiscreteFlow(FlowMatchingModule):
         onehot = torch.nn.functional.one_hot(x_t, self.path.n_states).float()
         return self.net(t, onehot)
 
+    def posterior_logits(self, t: Tensor, x_t: Tensor) -> Tensor:
+        """Clean-letter logits ``(n, L, K)`` with the known letters of ``x_t`` fixed.
+
+        With the masked source a position that is not masked holds its clean letter, so
+        its posterior is that letter (logit 0, others ``-1e4``) whatever the network says;
+        guidance then scores candidates that keep every revealed letter.
+        """
+        logits = self(t, x_t)
+        if self.path.mask_token is None:
+            return logits
+        known = x_t != self.path.mask_token
+        fixed = (
+            torch.nn.functional.one_hot(x_t.clamp_max(self.n_letters - 1), self.n_letters).to(
+                logits
+            )
+            - 1
+        ) * 1e4
+        return torch.where(known.unsqueeze(-1), fixed, logits)
+
     def compute_loss(self, batch: dict) -> LossOutput:
         x1 = batch["tokens"].long()
         _, gen = batch_generators(batch, x1.device)
@@ -198,7 +217,13 @@ class DiscreteFlow(FlowMatchingModule):
             x0 = self.path.source_sample(m, self.seq_len, generator=generator, device=self.device)
             out.append(
                 jump_sample(
-                    self, self.path, x0, steps=steps, sampler=method, draw=draw, generator=generator
+                    self.posterior_logits,
+                    self.path,
+                    x0,
+                    steps=steps,
+                    sampler=method,
+                    draw=draw,
+                    generator=generator,
                 )
             )
         return torch.cat(out)
