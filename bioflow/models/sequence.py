@@ -10,7 +10,7 @@ from torch import Tensor
 from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import sequence_cross_entropy
 from bioflow.core.paths.simplex import GumbelSoftmaxPath
-from bioflow.core.solvers.simplex import renoise_sample, simplex_euler
+from bioflow.core.solvers.simplex import gumbel_softmax_ode, renoise_sample
 from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
@@ -22,9 +22,11 @@ SEQUENCE_BACKBONES = ("cnn", "transformer")
 class SequenceFlow(FlowMatchingModule):
     """Gumbel-Softmax flow matching on the simplex for sequences of letters.
 
-    The network sees ``x_t`` (as its centred noisy logits ``tau * log x``, plus ``x``) and
-    predicts per-position logits of the clean letter ``p_theta``; the velocity is
-    ``(lam / tau) x_i (p_i - <p, x>)``.
+    The network sees ``x_t`` (as its centred noisy logits ``c(t) log x``, plus ``x``); its
+    output plus the exact per-position log-likelihood ``log p_t(x_l | k)`` are the logits of
+    the clean-letter posterior ``p_theta``.  The velocity is the path's marginal velocity
+    with that posterior (:meth:`~bioflow.core.paths.simplex.GumbelSoftmaxPath.model_velocity`),
+    integrated by :func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`.
 
     Parameters
     ----------
@@ -71,7 +73,7 @@ class SequenceFlow(FlowMatchingModule):
         hidden: int = 128,
         n_layers: int = 5,
         tau_max: float = 10.0,
-        lam: float = 3.0,
+        lam: float = 5.0,
         beta: float = 2.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -109,7 +111,8 @@ class SequenceFlow(FlowMatchingModule):
         """Clean-letter logits ``(n, L, K)`` at times ``t`` ``(n,)`` and points ``x``."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
         feats = torch.cat([self.path.log_odds_features(x, t), x], dim=-1)
-        return self.net(t, feats)
+        # exact per-position likelihood + learned log P(k_l | rest): see path.log_likelihood
+        return self.net(t, feats) + self.path.log_likelihood(x, t)
 
     def velocity(self, t: Tensor, x: Tensor) -> Tensor:
         """Model velocity ``(n, L, K)``; sums to zero over the alphabet."""
@@ -165,8 +168,8 @@ class SequenceFlow(FlowMatchingModule):
             the clean-letter posterior ``p_theta(x1 | x_t)`` by ``gamma`` times the
             straight-through reward gradient (first order); ``"renoise"`` draws the letters
             of each step from it with an importance correction
-            (:meth:`~bioflow.core.guidance.STGuidance.draw`), ``"euler"`` follows the
-            velocity of the tilted posterior.
+            (:meth:`~bioflow.core.guidance.STGuidance.draw`), ``"euler"`` integrates the
+            ODE of the tilted posterior (:meth:`~bioflow.core.guidance.STGuidance.tilt`).
         n_guidance_samples
             ``M``, hard sequences drawn per step to estimate the gradient (and, with
             ``"renoise"``, the candidates of the importance resampling).
@@ -176,15 +179,14 @@ class SequenceFlow(FlowMatchingModule):
             Sequences integrated at once.
         method
             ``"renoise"`` (default): predict-and-renoise -- at each step draw letters
-            ``k ~ p_theta(x_t)`` and redraw ``x`` on the path from them with fresh Gumbel
-            noise (a blocked Gibbs sampler of the joint law of letters and ``x``, whose
-            letter marginal is the data law); returns one-hot letters.  ``"euler"``: the
-            GSFM sampler, Euler steps of the velocity ``(lam / tau) x (p - <p, x>)`` on the
-            simplex.  Trade-off (``benchmarks/results/sequences_*.json``): renoise matches
-            per-position laws (toy KL 0.005-0.015 at K = 20-512, Euler 0.18-0.49: it
-            concentrates on the mode) and carries guidance well, but its per-position
-            draws lose some dependence between positions (unguided motif share 0.10 vs
-            the data's 0.31; Euler 0.36).
+            ``k ~ p_theta(x_t)`` independently per position and redraw ``x`` on the path
+            from them with fresh Gumbel noise; returns one-hot letters.  It keeps
+            per-position laws but not the dependence between positions (it does not
+            sample the joint law; :class:`~bioflow.models.DiscreteFlow` does).  ``"euler"``: the
+            GSFM ODE (:func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`): the
+            path's marginal velocity with ``p_theta`` as the clean-letter posterior, from
+            the prior ``softmax(g / (beta tau_max))`` to the vertices; it carries the path's
+            marginals (toy KL: ``benchmarks/results/sequences_toy.json``).
 
         Returns
         -------
@@ -219,19 +221,17 @@ class SequenceFlow(FlowMatchingModule):
                     renoise_sample(self, self.path, x0, steps=steps, draw=draw, generator=generator)
                 )
                 continue
-            field = self.velocity if guide is None else self._tilted_velocity(guide)
-            out.append(simplex_euler(field, x0, steps=steps))
+            out.append(gumbel_softmax_ode(self._posterior(guide), self.path, x0, steps=steps))
         return torch.cat(out)
 
-    def _tilted_velocity(self, guide: STGuidance) -> Callable[[Tensor, Tensor], Tensor]:
-        # the velocity of the tilted target p(x) exp(gamma f(x)): the clean-letter posterior
-        # p_theta(x1 | x_t) is tilted by gamma times the straight-through gradient of f
-        # (first order), the same meaning of gamma as in every other sequence sampler
-        def field(t: Tensor, x: Tensor) -> Tensor:
-            p = torch.softmax(guide.tilt(self(t, x)), -1)
-            return self.path.model_velocity(x, p, t)
+    def _posterior(self, guide: STGuidance | None) -> Callable[[Tensor, Tensor], Tensor]:
+        """``p(t, x)``: the clean-letter law of the network, tilted by ``guide`` if given."""
 
-        return field
+        def post(t: Tensor, x: Tensor) -> Tensor:
+            logits = self(t.expand(x.shape[0]), x)
+            return torch.softmax(logits if guide is None else guide.tilt(logits), -1)
+
+        return post
 
     def validation_metrics(self, batch: dict) -> dict[str, float]:
         """Loss on held-out sequences, and marginal KL / 3-mer distance of fresh samples."""

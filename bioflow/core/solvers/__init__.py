@@ -1,13 +1,19 @@
-"""Every sampler: ODE solvers, simplex samplers (Euler, predict-and-renoise), categorical draws."""
+"""Every sampler: ODE solvers, simplex samplers (GSFM ODE, Euler, renoise), categorical draws."""
 
 from bioflow.core.solvers.categorical import sample_categorical
 from bioflow.core.solvers.discrete import jump_sample
 from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
-from bioflow.core.solvers.simplex import project_simplex, renoise_sample, simplex_euler
+from bioflow.core.solvers.simplex import (
+    gumbel_softmax_ode,
+    project_simplex,
+    renoise_sample,
+    simplex_euler,
+)
 
 __all__ = [
     "ODE_METHODS",
     "ODESolver",
+    "gumbel_softmax_ode",
     "integrate",
     "jump_sample",
     "project_simplex",
