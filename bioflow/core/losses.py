@@ -123,9 +123,9 @@ def mixture_path_loss(logits: Tensor, sample, path, kind: str = "ce") -> Tensor:
     logits
         Clean-letter logits ``(n, L, K)`` at the states ``sample.x_t``.
     sample
-        A :class:`~bioflow.core.paths.discrete.DiscretePathSample`.
+        A :class:`~bioflow.core.paths.DiscretePathSample`.
     path
-        The :class:`~bioflow.core.paths.discrete.MixtureDiscretePath` it was drawn from.
+        The :class:`~bioflow.core.paths.MixtureDiscretePath` it was drawn from.
     kind
         ``"ce"``: cross-entropy ``-log p_theta(x1 | x_t)`` over the positions that carry
         information (the masked ones for the masked source, averaged per sequence and

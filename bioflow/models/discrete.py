@@ -26,7 +26,7 @@ class DiscreteFlow(FlowMatchingModule):
     channels with the mask, ``K`` without) and the time, and predicts the clean-letter
     posterior ``p_theta(x1_i | x_t)`` at every position; it is trained by cross-entropy (or
     the generalised KL, :func:`~bioflow.core.losses.mixture_path_loss`) and sampled with the
-    jump sampler (:func:`~bioflow.core.solvers.discrete.jump_sample`).
+    jump sampler (:func:`~bioflow.core.solvers.jump_sample`).
 
     Which to use: ``source="mask"`` with the ``"stratified"`` sampler is bioflow's default
     sequence model (it learns and samples the joint law of sequences; with an exact
@@ -190,7 +190,7 @@ class DiscreteFlow(FlowMatchingModule):
             Sequences sampled at once.
         method
             ``"stratified"`` (the default with the masked source) or ``"jump"`` (see
-            :func:`~bioflow.core.solvers.discrete.jump_sample`).
+            :func:`~bioflow.core.solvers.jump_sample`).
 
         Returns
         -------

@@ -25,8 +25,8 @@ class SequenceFlow(FlowMatchingModule):
     The network sees ``x_t`` (as its centred noisy logits ``c(t) log x``, plus ``x``); its
     output plus the exact per-position log-likelihood ``log p_t(x_l | k)`` are the logits of
     the clean-letter posterior ``p_theta``.  The velocity is the path's marginal velocity
-    with that posterior (:meth:`~bioflow.core.paths.simplex.GumbelSoftmaxPath.model_velocity`),
-    integrated by :func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`.
+    with that posterior (:meth:`~bioflow.core.paths.GumbelSoftmaxPath.model_velocity`),
+    integrated by :func:`~bioflow.core.solvers.gumbel_softmax_ode`.
 
     Parameters
     ----------
@@ -183,7 +183,7 @@ class SequenceFlow(FlowMatchingModule):
             from them with fresh Gumbel noise; returns one-hot letters.  It keeps
             per-position laws but not the dependence between positions (it does not
             sample the joint law; :class:`~bioflow.models.DiscreteFlow` does).  ``"euler"``: the
-            GSFM ODE (:func:`~bioflow.core.solvers.simplex.gumbel_softmax_ode`): the
+            GSFM ODE (:func:`~bioflow.core.solvers.gumbel_softmax_ode`): the
             path's marginal velocity with ``p_theta`` as the clean-letter posterior, from
             the prior ``softmax(g / (beta tau_max))`` to the vertices; it carries the path's
             marginals (toy KL: ``benchmarks/results/sequences_toy.json``).

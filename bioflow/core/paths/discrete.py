@@ -115,12 +115,12 @@ class MixtureDiscretePath(ProbabilityPath):
 
     @property
     def mask_token(self) -> int | None:
-        """Index of the mask token (``K``) for the masked source, else ``None``."""
+        """The index of the mask token (``K``) for the masked source, else ``None``."""
         return self.n_letters if self.source == "mask" else None
 
     @property
     def n_states(self) -> int:
-        """Symbols a position can hold: ``K + 1`` with the mask, ``K`` otherwise."""
+        """The number of symbols a position can hold (``K + 1`` with the mask, else ``K``)."""
         return self.n_letters + (self.source == "mask")
 
     def source_sample(self, n: int, L: int, *, generator=None, device=None) -> Tensor:

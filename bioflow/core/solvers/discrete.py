@@ -48,7 +48,7 @@ def jump_sample(
         ``posterior(t, x_t)`` -> clean-letter logits ``(n, L, K)`` for times ``t`` ``(n,)``
         and states ``x_t`` ``(n, L)``.
     path
-        A :class:`~bioflow.core.paths.discrete.MixtureDiscretePath`.
+        A :class:`~bioflow.core.paths.MixtureDiscretePath`.
     x0
         Source sequences ``(n, L)`` (``path.source_sample``).
     steps
