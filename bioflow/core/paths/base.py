@@ -58,7 +58,7 @@ class ProbabilityPath(ABC):
 
     Subclasses: :class:`~bioflow.core.paths.affine.AffinePath` (``LinearPath``,
     ``BrownianBridgePath``), :class:`~bioflow.core.paths.simplex.GumbelSoftmaxPath` and
-    :class:`~bioflow.core.paths.discrete.MixtureDiscretePath` (letters ``(n, L)`` at both
+    :class:`~bioflow.core.paths.MixtureDiscretePath` (letters ``(n, L)`` at both
     ends; no regression target, ``u_t`` is ``None``).
     """
 
