@@ -21,9 +21,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q
 
+# ruff, then the import contracts of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bioflow tests benchmarks data_recipes
 	$(VENV)/bin/ruff format --check bioflow tests benchmarks data_recipes
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format bioflow tests benchmarks data_recipes

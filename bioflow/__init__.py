@@ -2,20 +2,31 @@
 
 Three model families on one core (:mod:`bioflow.core`): cell dynamics with OT-coupled and
 weighted conditional flow matching, Meta Flow Matching over populations, and
-Gumbel-Softmax flow matching for sequences.  Scanpy-style entry points live in
+discrete and Gumbel-Softmax flow matching for sequences.  Scanpy-style entry points live in
 :mod:`bioflow.tl` (tools) and :mod:`bioflow.pl` (plots).
 """
 
-__version__ = "0.1.0"
+from bioflow import core, data, datasets, io, metrics, models, nn, pl, tl
+from bioflow.models import (
+    CellFlowMatching,
+    DiscreteFlow,
+    MetaFlowMatching,
+    SequenceFlow,
+    load_model,
+)
 
-from bioflow import core, data, datasets, metrics, models, nn, pl, tl  # noqa: E402
-from bioflow.models import CellFlowMatching, load_model  # noqa: E402
+__version__ = "0.1.0"
 
 __all__ = [
     "CellFlowMatching",
+    "DiscreteFlow",
+    "MetaFlowMatching",
+    "SequenceFlow",
+    "__version__",
     "core",
     "data",
     "datasets",
+    "io",
     "load_model",
     "metrics",
     "models",
@@ -23,7 +34,3 @@ __all__ = [
     "pl",
     "tl",
 ]
-from bioflow import io  # noqa: E402
-from bioflow.models import DiscreteFlow, SequenceFlow  # noqa: E402
-
-__all__ += ["DiscreteFlow", "SequenceFlow", "io"]

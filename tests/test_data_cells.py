@@ -86,3 +86,19 @@ def test_connect_hands_the_model_coupling_to_loader_workers_only(small_adata):
     connect(model, in_workers)
     assert in_workers.coupling is model.coupling
     assert bool(next(iter(in_workers.train_dataloader()))["paired"])
+
+
+def test_data_spec_dataclass_reads_like_the_stored_dict(small_adata, tmp_path):
+    from bioflow.data import TimeCourseSpec
+    from bioflow.models import CellFlowMatching, load_model
+
+    spec = read_time_series(small_adata, "day", "X_pca", exclude_times=("day2",)).data_spec()
+    assert isinstance(spec, TimeCourseSpec)
+    plain = spec.to_dict()
+    assert dict(spec) == plain and spec["dim"] == 10 and plain["kept"] == [0, 1, 3, 4]
+    assert plain["time"]["labels"] == [f"day{i}" for i in range(5)]
+    # a model given the dataclass keeps a plain copy, so the checkpoint loads weights-only
+    model = CellFlowMatching(hidden=(8,), data_spec=spec)
+    assert type(model.data_spec) is dict and model.data_spec == plain
+    model.save(tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt").data_spec == plain

@@ -14,7 +14,7 @@ from bioflow.core.couplings import (
 )
 from bioflow.core.losses import flow_matching_loss, velocity_mse
 from bioflow.core.paths import BrownianBridgePath, LinearPath, PathSample, ProbabilityPath
-from bioflow.core.solvers import ODESolver, integrate
+from bioflow.core.solvers import integrate
 
 __all__ = [
     "BrownianBridgePath",
@@ -24,7 +24,6 @@ __all__ = [
     "GibbsWeightCoupling",
     "IndependentCoupling",
     "LinearPath",
-    "ODESolver",
     "PathSample",
     "ProbabilityPath",
     "SinkhornCoupling",

@@ -16,6 +16,7 @@ from bioflow.data.sequences import (
     one_hot,
     resolve_alphabet,
 )
+from bioflow.data.spec import DataSpec, PopulationSpec, SequenceSpec, TimeCourseSpec
 from bioflow.data.timecourse import CellTimeSeries, TimeSpec, read_time_series, resolve_time
 
 __all__ = [
@@ -23,9 +24,13 @@ __all__ = [
     "CellDynamicsDataModule",
     "CellPairDataset",
     "CellTimeSeries",
+    "DataSpec",
     "PopulationDataModule",
     "PopulationSet",
+    "PopulationSpec",
     "SequenceDataModule",
+    "SequenceSpec",
+    "TimeCourseSpec",
     "TimeSpec",
     "cells_to_anndata",
     "decode",

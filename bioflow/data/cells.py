@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader
 from bioflow.core.couplings.intervals import couple_intervals
 from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata
 from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
-from bioflow.data.streams import identity_collate as _identity
 from bioflow.data.timecourse import CellTimeSeries, read_time_series
 
 
@@ -96,7 +95,10 @@ class CellDynamicsDataModule(StreamDataModule):
     Parameters
     ----------
     adata
-        AnnData, or a path to an ``.h5ad`` file.
+        AnnData, a path to an ``.h5ad`` file, ``"builtin:simulated_differentiation"``, or
+        an already read :class:`~bioflow.data.CellTimeSeries` (``time_key``, ``use_rep``,
+        ``exclude_times``, ``backed`` and ``dataset_kwargs`` are then ignored, and
+        ``predict`` cannot write ``.obs``: pass the AnnData to predict).
     time_key
         Column of ``.obs`` with numeric or ordered-categorical times.
     use_rep
@@ -148,40 +150,23 @@ class CellDynamicsDataModule(StreamDataModule):
         dataset_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
-        adata = read_adata(adata, "cells", dataset_kwargs, backed)
-        series = read_time_series(adata, time_key, use_rep, exclude_times)
-        self._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
-        self.predict_source_time = predict_source_time
-        self.predict_target_time = predict_target_time
-        self.predict_output = predict_output
-        self._obs = adata.obs.copy()
-        self._var_names = list(map(str, adata.var_names)) if use_rep is None else None
-
-    def _configure(self, series, batch_size, steps_per_epoch, val_cells, num_workers, seed):
-        self.series = series
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(adata, CellTimeSeries):
+            self.series, self._obs = adata, None
+        else:
+            adata = read_adata(adata, "cells", dataset_kwargs, backed)
+            self.series = read_time_series(adata, time_key, use_rep, exclude_times)
+            self._obs = adata.obs.copy()
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.val_cells = val_cells
         self.num_workers = num_workers
         self.seed = seed
         self.coupling = None  # see set_coupling
-
-    @classmethod
-    def from_series(
-        cls,
-        series: CellTimeSeries,
-        batch_size: int = 256,
-        steps_per_epoch: int = 100,
-        val_cells: int = 512,
-        num_workers: int = 0,
-        seed: int = 0,
-    ) -> CellDynamicsDataModule:
-        """Build the DataModule from an already validated :class:`CellTimeSeries`."""
-        dm = cls.__new__(cls)
-        StreamDataModule.__init__(dm)
-        dm._configure(series, batch_size, steps_per_epoch, val_cells, num_workers, seed)
-        dm.predict_source_time = dm.predict_target_time = dm.predict_output = None
-        return dm
+        self.predict_source_time = predict_source_time
+        self.predict_target_time = predict_target_time
+        self.predict_output = predict_output
 
     def _predict_rows(self) -> np.ndarray:
         if self.predict_source_time is None or self.predict_target_time is None:
@@ -203,13 +188,18 @@ class CellDynamicsDataModule(StreamDataModule):
             {"x": torch.from_numpy(self.series.x[rows[i : i + 4096]]), "t0": t0, "t1": t1}
             for i in range(0, len(rows), 4096)
         ]
-        return DataLoader(chunks, batch_size=None, collate_fn=_identity)
+        return self.batches_loader(chunks)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
         """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
+        if self._obs is None:
+            raise ValueError(
+                "this DataModule was built from a CellTimeSeries, without the cells' .obs; "
+                "build it from the AnnData to write predictions"
+            )
         rows = self._predict_rows()
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
         obs = self._obs.iloc[rows].copy()
@@ -220,7 +210,7 @@ class CellDynamicsDataModule(StreamDataModule):
             if self.series.spec.kind == "ordered"
             else (self.predict_target_time)
         )
-        cells_to_anndata(x, obs, self.series.use_rep, self._var_names).write_h5ad(path)
+        cells_to_anndata(x, obs, self.series.use_rep, self.series.var_names).write_h5ad(path)
         return path
 
     @property
@@ -230,8 +220,8 @@ class CellDynamicsDataModule(StreamDataModule):
 
     @property
     def data_spec(self) -> dict:
-        """Description of the data stored in a fitted model."""
-        return self.series.data_spec()
+        """The data description, a plain dict (:class:`~bioflow.data.DataSpec`)."""
+        return self.series.data_spec().to_dict()
 
     def set_coupling(self, coupling) -> None:
         """Couple every training batch with ``coupling`` in the loader (``None``: don't).
@@ -259,33 +249,22 @@ class CellDynamicsDataModule(StreamDataModule):
                 idx = rng.choice(idx, self.val_cells, replace=False)
             return torch.from_numpy(s.x[idx])
 
-        out = []
-        for a, b in s.intervals():
-            out.append(
-                {
-                    "x0": cells(a),
-                    "x1": cells(b),
-                    "t0": s.spec.values[a],
-                    "t1": s.spec.values[b],
-                    "name": f"{s.spec.labels[a]}->{s.spec.labels[b]}",
-                    "holdout": False,
-                }
-            )
+        pairs = [(a, b, f"{s.spec.labels[a]}->{s.spec.labels[b]}", False) for a, b in s.intervals()]
         for h in sorted(set(range(len(s.spec.labels))) - set(s.kept)):
             prev = [k for k in s.kept if k < h]
             if prev:
-                a = prev[-1]
-                out.append(
-                    {
-                        "x0": cells(a),
-                        "x1": cells(h),
-                        "t0": s.spec.values[a],
-                        "t1": s.spec.values[h],
-                        "name": f"holdout_{s.spec.labels[h]}",
-                        "holdout": True,
-                    }
-                )
-        return out
+                pairs.append((prev[-1], h, f"holdout_{s.spec.labels[h]}", True))
+        return [
+            {
+                "x0": cells(a),
+                "x1": cells(b),
+                "t0": s.spec.values[a],
+                "t1": s.spec.values[b],
+                "name": name,
+                "holdout": holdout,
+            }
+            for a, b, name, holdout in pairs
+        ]
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_batches(), batch_size=None, collate_fn=_identity)
+        return self.batches_loader(self.val_batches())

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bioflow.data.anndata import _py, match_labels, read_representation
+from bioflow.data.spec import PopulationSpec
 
 
 @dataclass
@@ -74,15 +75,17 @@ class PopulationSet:
         """Number of features."""
         return int(self.x.shape[1])
 
-    def data_spec(self) -> dict:
-        """Plain description stored in a fitted model."""
-        return {
+    def data_spec(self) -> PopulationSpec:
+        """The description stored in a fitted model (a :class:`~bioflow.data.DataSpec`)."""
+        everything = self.problems + self.held_out
+        return PopulationSpec(
             **self.keys,
-            "dim": self.dim,
-            "populations": list(self.populations),
-            "conditions": list(self.conditions),
-            "var_names": list(self.var_names),
-        }
+            dim=self.dim,
+            populations=list(self.populations),
+            conditions=list(self.conditions),
+            var_names=list(self.var_names),
+            min_source_cells=int(min(len(p.source) for p in everything)),
+        )
 
 
 def read_populations(

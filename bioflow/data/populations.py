@@ -19,7 +19,6 @@ from bioflow.data.anndata import (
 )
 from bioflow.data.population_set import PopulationProblem, PopulationSet, read_populations
 from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
-from bioflow.data.streams import identity_collate as _identity
 
 __all__ = [
     "PopulationBatchDataset",
@@ -202,11 +201,8 @@ class PopulationDataModule(StreamDataModule):
 
     @property
     def data_spec(self) -> dict:
-        """Description of the data stored in a fitted model (dim, labels, keys)."""
-        spec = self.pset.data_spec()
-        everything = self.pset.problems + self.pset.held_out
-        spec["min_source_cells"] = int(min(len(p.source) for p in everything))
-        return spec
+        """The data description, a plain dict (:class:`~bioflow.data.DataSpec`)."""
+        return self.pset.data_spec().to_dict()
 
     def make_stream(self) -> PopulationBatchDataset:
         return PopulationBatchDataset(
@@ -246,7 +242,7 @@ class PopulationDataModule(StreamDataModule):
     def val_dataloader(self) -> DataLoader:
         probs = self.pset.held_out or self.pset.problems[: self.val_populations]
         batches = self._problem_batches(probs, self.seed + 1)
-        return DataLoader(batches, batch_size=None, collate_fn=_identity)
+        return self.batches_loader(batches)
 
     def _predict_problems(self) -> list[PopulationProblem]:
         if self.predict_populations is None:
@@ -267,7 +263,7 @@ class PopulationDataModule(StreamDataModule):
         batches = self._problem_batches(self._predict_problems(), self.seed + 2)
         for b in batches:
             b.pop("x1")  # prediction needs only the initial cells
-        return DataLoader(batches, batch_size=None, collate_fn=_identity)
+        return self.batches_loader(batches)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
         """Write predicted final cells (one ``(n_i, d)`` tensor per problem) to ``.h5ad``."""

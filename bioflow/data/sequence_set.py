@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from bioflow.data.builtin import load_builtin
+from bioflow.data.fasta import read_fasta
 
 ALPHABETS = {"dna": "ACGT", "protein": "ACDEFGHIKLMNPQRSTVWY"}
 
@@ -119,8 +120,19 @@ def decode(x, alphabet: str = "dna") -> list[str]:
     return ["".join(letters[i] for i in row) for row in a]
 
 
-def load_sequences(sequences, alphabet: str = "dna") -> tuple[list[str], list[str]]:
+def load_sequences(sequences) -> tuple[list[str], list[str]]:
     """Sequences and names from a list of strings or a FASTA path.
+
+    Parameters
+    ----------
+    sequences
+        A list of strings, or the path of a FASTA file.
+
+    Returns
+    -------
+    sequences, names
+        The strings as given (FASTA: upper-cased), and their names (FASTA headers, else
+        ``"#0"``, ``"#1"``, ...).
 
     Examples
     --------
@@ -130,8 +142,6 @@ def load_sequences(sequences, alphabet: str = "dna") -> tuple[list[str], list[st
     if isinstance(sequences, str | os.PathLike) and (
         isinstance(sequences, os.PathLike) or os.path.exists(sequences)
     ):
-        from bioflow.data.fasta import read_fasta
-
         records = read_fasta(sequences)
         return [s for _, s in records], [n for n, _ in records]
     if isinstance(sequences, str):

@@ -20,8 +20,8 @@ from bioflow.data.sequence_set import (
     one_hot,
     resolve_alphabet,
 )
+from bioflow.data.spec import SequenceSpec
 from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
-from bioflow.data.streams import identity_collate as _identity
 
 __all__ = [
     "ALPHABETS",
@@ -149,7 +149,7 @@ class SequenceDataModule(StreamDataModule):
             names = [f"#{i}" for i in range(len(seqs))]
             targets = labels if targets is None else targets
         else:
-            seqs, names = load_sequences(sequences, alphabet)
+            seqs, names = load_sequences(sequences)
         self.alphabet = resolve_alphabet(alphabet)
         self.tokens = torch.as_tensor(encode(seqs, self.alphabet, names=names))
         self.targets = None
@@ -183,8 +183,8 @@ class SequenceDataModule(StreamDataModule):
 
     @property
     def data_spec(self) -> dict:
-        """Description of the data stored in a fitted model (alphabet, length)."""
-        return {"alphabet": self.alphabet, "seq_len": self.seq_len}
+        """The data description, a plain dict (:class:`~bioflow.data.DataSpec`)."""
+        return SequenceSpec(alphabet=self.alphabet, seq_len=self.seq_len).to_dict()
 
     def make_stream(self) -> SequenceBatchStream:
         return SequenceBatchStream(
@@ -207,7 +207,7 @@ class SequenceDataModule(StreamDataModule):
             batch["onehot"] = torch.nn.functional.one_hot(batch["tokens"], len(self.alphabet))
             batch["onehot"] = batch["onehot"].float()
             batch["y"] = self.targets[rows]
-        return DataLoader([batch], batch_size=None, collate_fn=_identity)
+        return self.batches_loader([batch])
 
     def predict_dataloader(self) -> DataLoader:
         size = 1024
@@ -219,7 +219,7 @@ class SequenceDataModule(StreamDataModule):
             }
             for s in range(0, self.predict_n, size)
         ]
-        return DataLoader(chunks, batch_size=None, collate_fn=_identity)
+        return self.batches_loader(chunks)
 
     def write_predictions(self, predictions: list, path: str | None = None) -> str:
         """Write sampled sequences (a list of lists of strings) to a FASTA file."""

@@ -164,6 +164,14 @@ class StreamDataModule(L.LightningDataModule):
         trainer = self.trainer
         return int(trainer.global_step) if trainer is not None else 0
 
+    @staticmethod
+    def batches_loader(batches: list) -> DataLoader:
+        """A loader that yields ``batches`` (already whole batches) as they are, in order.
+
+        Validation and prediction batches are built up front; this serves them.
+        """
+        return DataLoader(batches, batch_size=None, collate_fn=identity_collate)
+
     def train_dataloader(self) -> StreamLoader:
         return StreamLoader(
             self.make_stream(), position=self.stream_position, num_workers=self.num_workers

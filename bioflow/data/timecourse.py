@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bioflow.data.anndata import _py, match_labels, read_representation
+from bioflow.data.spec import TimeCourseSpec
 
 
 @dataclass
@@ -145,15 +146,15 @@ class CellTimeSeries:
         """Consecutive pairs of kept time positions."""
         return list(zip(self.kept[:-1], self.kept[1:], strict=True))
 
-    def data_spec(self) -> dict:
-        """Serializable description stored in a fitted model."""
-        return {
-            "time": self.spec.to_dict(),
-            "use_rep": self.use_rep,
-            "dim": self.dim,
-            "var_names": self.var_names,
-            "kept": [int(k) for k in self.kept],
-        }
+    def data_spec(self) -> TimeCourseSpec:
+        """The description stored in a fitted model (a :class:`~bioflow.data.DataSpec`)."""
+        return TimeCourseSpec(
+            time=self.spec.to_dict(),
+            use_rep=self.use_rep,
+            dim=self.dim,
+            var_names=None if self.var_names is None else list(self.var_names),
+            kept=[int(k) for k in self.kept],
+        )
 
 
 def read_time_series(

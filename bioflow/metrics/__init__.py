@@ -9,9 +9,7 @@ from bioflow.metrics.distribution import (
     mmd_rbf,
     wasserstein,
 )
-
-__all__ = ["MMD_GAMMAS", "compare_distributions", "correlation_r", "mmd_rbf", "wasserstein"]
-from bioflow.metrics.sequence import (  # noqa: E402
+from bioflow.metrics.sequence import (
     diversity,
     kmer_distance,
     kmer_distances,
@@ -24,15 +22,20 @@ from bioflow.metrics.sequence import (  # noqa: E402
     uniqueness,
 )
 
-__all__ += [
+__all__ = [
+    "MMD_GAMMAS",
+    "compare_distributions",
+    "correlation_r",
     "diversity",
     "kmer_distance",
     "kmer_distances",
     "kmer_spectrum",
     "letter_frequencies",
     "marginal_kl",
+    "mmd_rbf",
     "motif_share",
     "negative_log_likelihood",
     "novelty",
     "uniqueness",
+    "wasserstein",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -11,7 +12,6 @@ import lightning as L
 import torch
 from torch import Tensor
 
-CHECKPOINT_FORMAT = "bioflow-model"
 _MODEL_CLASSES: dict[str, type[FlowMatchingModule]] = {}
 
 
@@ -118,7 +118,6 @@ class FlowMatchingModule(L.LightningModule):
         """
         torch.save(
             {
-                "format": CHECKPOINT_FORMAT,
                 "bioflow_model": type(self).__name__,
                 "hyper_parameters": dict(self.hparams),
                 "state_dict": self.state_dict(),
@@ -149,6 +148,24 @@ class FlowMatchingModule(L.LightningModule):
         model.load_state_dict(ckpt["state_dict"])
         model.eval()
         return model
+
+
+def plain_spec(data_spec) -> dict | None:
+    """A plain-dict copy of a ``data_spec`` mapping (``None`` stays ``None``).
+
+    Models store it in their hyper-parameters, so checkpoints hold only plain values and
+    the caller's object is never shared or modified.
+
+    Raises
+    ------
+    ValueError
+        If ``data_spec`` is neither ``None`` nor a mapping.
+    """
+    if data_spec is None:
+        return None
+    if not hasattr(data_spec, "keys"):
+        raise ValueError(f"data_spec must be a dict, got {type(data_spec).__name__}")
+    return copy.deepcopy({str(k): data_spec[k] for k in data_spec.keys()})
 
 
 def batch_generators(batch: Any, device: torch.device) -> tuple:

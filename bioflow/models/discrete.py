@@ -12,7 +12,7 @@ from bioflow.core.losses import DISCRETE_LOSSES, mixture_path_loss
 from bioflow.core.paths.discrete import DISCRETE_SOURCES, MixtureDiscretePath, PolynomialScheduler
 from bioflow.core.solvers.discrete import jump_sample
 from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
-from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
 from bioflow.models.sequence import SEQUENCE_BACKBONES, _alphabet_and_length, check_guidance
 from bioflow.nn.sequence import DilatedConvNet, SequenceTransformer
 
@@ -54,7 +54,8 @@ class DiscreteFlow(FlowMatchingModule):
     val_sample_steps
         Sampler steps of the sequences drawn in validation.
     data_spec
-        ``{"alphabet", "seq_len"}`` of the training data (linked by the CLI).
+        The training data's description (``alphabet``, ``seq_len``; a dict or
+        :class:`bioflow.data.DataSpec`), linked by the CLI.
 
     Examples
     --------
@@ -85,6 +86,7 @@ class DiscreteFlow(FlowMatchingModule):
         data_spec: dict | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        data_spec = plain_spec(data_spec)
         alphabet, seq_len = _alphabet_and_length(alphabet, seq_len, data_spec)
         if source not in DISCRETE_SOURCES:
             raise ValueError(f"source must be one of {DISCRETE_SOURCES}, got {source!r}")

@@ -19,7 +19,7 @@ from bioflow.core.losses import flow_matching_loss
 from bioflow.core.paths import BrownianBridgePath, LinearPath, ProbabilityPath
 from bioflow.core.solvers import integrate
 from bioflow.metrics import wasserstein
-from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
 from bioflow.nn import MLPVectorField
 
 CFM_METHODS = ("i-cfm", "ot-cfm", "sb-cfm", "w-cfm")
@@ -132,6 +132,7 @@ class CellFlowMatching(FlowMatchingModule):
         data_spec: dict | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        data_spec = plain_spec(data_spec)
         if dim is None:
             if not data_spec or "dim" not in data_spec:
                 raise ValueError("CellFlowMatching needs `dim` (or a data_spec with 'dim')")

@@ -11,7 +11,7 @@ from bioflow.core.losses import flow_matching_loss
 from bioflow.core.paths import LinearPath
 from bioflow.core.solvers import integrate
 from bioflow.metrics import mmd_rbf, wasserstein
-from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
 from bioflow.nn import FourierFeatures, PopulationEncoder, ResidualMLPVectorField
 
 META_METHODS = ("mfm", "fm", "cgfm")
@@ -104,6 +104,7 @@ class MetaFlowMatching(FlowMatchingModule):
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         if method not in META_METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
+        data_spec = plain_spec(data_spec)
         spec = data_spec or {}
         if dim is None:
             if "dim" not in spec:

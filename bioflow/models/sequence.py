@@ -12,7 +12,7 @@ from bioflow.core.losses import sequence_cross_entropy
 from bioflow.core.paths.simplex import GumbelSoftmaxPath
 from bioflow.core.solvers.simplex import gumbel_softmax_ode, renoise_sample
 from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
-from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
+from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
 from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
 
 SEQUENCE_OBJECTIVES = ("flow", "score")
@@ -82,6 +82,7 @@ class SequenceFlow(FlowMatchingModule):
         data_spec: dict | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
+        data_spec = plain_spec(data_spec)
         alphabet, seq_len = _alphabet_and_length(alphabet, seq_len, data_spec)
         if objective not in SEQUENCE_OBJECTIVES:
             raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")

@@ -2,22 +2,18 @@
 
 from bioflow.nn.embeddings import FourierFeatures, SinusoidalTimeEmbedding
 from bioflow.nn.fields import MLPVectorField, ResidualMLPVectorField, make_activation
+from bioflow.nn.population import PopulationEncoder, knn_edges
+from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
 
 __all__ = [
+    "DilatedConvNet",
     "FourierFeatures",
     "MLPVectorField",
+    "PopulationEncoder",
     "ResidualMLPVectorField",
+    "SequenceClassifier",
+    "SequenceTransformer",
     "SinusoidalTimeEmbedding",
+    "knn_edges",
     "make_activation",
 ]
-from bioflow.nn.sequence import (  # noqa: E402
-    DilatedConvNet,
-    SequenceClassifier,
-    SequenceTransformer,
-)
-
-__all__ += ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"]
-
-from bioflow.nn.population import PopulationEncoder, knn_edges  # noqa: E402
-
-__all__ += ["PopulationEncoder", "knn_edges"]

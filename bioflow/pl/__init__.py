@@ -4,12 +4,7 @@ Every function accepts ``ax=``, ``show=`` and ``save=`` and returns the matplotl
 """
 
 from bioflow.pl.dynamics import holdout, trajectories
+from bioflow.pl.meta import populations
+from bioflow.pl.sequence import sequence_logo
 
-__all__ = ["holdout", "trajectories"]
-from bioflow.pl.sequence import sequence_logo  # noqa: E402
-
-__all__ += ["sequence_logo"]
-
-from bioflow.pl.meta import populations  # noqa: E402
-
-__all__ += ["populations"]
+__all__ = ["holdout", "populations", "sequence_logo", "trajectories"]

@@ -5,16 +5,18 @@ the parameters used are recorded in ``adata.uns["bioflow"][key_added]``.
 """
 
 from bioflow.tl.dynamics import evaluate_holdout, fit_dynamics, predict_cells, trajectories
+from bioflow.tl.meta import evaluate_populations, fit_meta_flow, predict_population
+from bioflow.tl.sequence import fit_sequence_classifier, fit_sequence_flow, sample_sequences
 
-__all__ = ["evaluate_holdout", "fit_dynamics", "predict_cells", "trajectories"]
-from bioflow.tl.sequence import (  # noqa: E402
-    fit_sequence_classifier,
-    fit_sequence_flow,
-    sample_sequences,
-)
-
-__all__ += ["fit_sequence_classifier", "fit_sequence_flow", "sample_sequences"]
-
-from bioflow.tl.meta import evaluate_populations, fit_meta_flow, predict_population  # noqa: E402
-
-__all__ += ["evaluate_populations", "fit_meta_flow", "predict_population"]
+__all__ = [
+    "evaluate_holdout",
+    "evaluate_populations",
+    "fit_dynamics",
+    "fit_meta_flow",
+    "fit_sequence_classifier",
+    "fit_sequence_flow",
+    "predict_cells",
+    "predict_population",
+    "sample_sequences",
+    "trajectories",
+]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import lightning as L
+import torch
 
 
 def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
@@ -41,6 +43,52 @@ def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
     return L.Trainer(**defaults)
+
+
+M = TypeVar("M", bound=L.LightningModule)
+
+
+def fit_model(
+    build: Callable[[], M],
+    datamodule: L.LightningDataModule,
+    *,
+    max_steps: int,
+    seed: int,
+    trainer_kwargs: dict | None = None,
+) -> M:
+    """The fit recipe of every ``tl.fit_*``: trainer, seed, build, connect, fit.
+
+    Builds the quiet trainer of :func:`make_trainer` (which seeds everything with
+    ``seed``), builds the model with ``build()`` under ``torch.manual_seed(seed)``
+    without disturbing the caller's random state, wires it to ``datamodule`` with
+    :func:`connect`, fits it and returns it in eval mode.
+
+    Parameters
+    ----------
+    build
+        Zero-argument callable that returns the model.
+    datamodule
+        The LightningDataModule to fit on.
+    max_steps
+        Optimiser steps (>= 1).
+    seed
+        Seed of the trainer, the initialisation and the batches.
+    trainer_kwargs
+        Overrides of the trainer defaults (``accelerator``, ``logger``, ...).
+
+    Returns
+    -------
+    lightning.LightningModule
+        The fitted model, in eval mode.
+    """
+    trainer = make_trainer(max_steps, seed, **dict(trainer_kwargs or {}))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build()
+    connect(model, datamodule)
+    trainer.fit(model, datamodule=datamodule)
+    model.eval()
+    return model
 
 
 def connect(model, datamodule) -> None:
@@ -79,7 +127,7 @@ def _plain(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): _plain(x) for k, x in v.items()}
     if v is None:
-        return "None"
+        return None
     if hasattr(v, "item"):
         return v.item()
     return v if isinstance(v, str | int | float | bool) else str(v)

@@ -14,7 +14,7 @@ from bioflow.data.anndata import cells_to_anndata, match_labels, read_representa
 from bioflow.data.cells import CellDynamicsDataModule
 from bioflow.data.timecourse import CellTimeSeries, TimeSpec, read_time_series
 from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
-from bioflow.tl._train import connect, make_trainer, record
+from bioflow.tl._train import fit_model, record
 
 
 def _fit_series(
@@ -30,23 +30,20 @@ def _fit_series(
 ) -> CellFlowMatching:
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
-    dm = CellDynamicsDataModule.from_series(
-        series, batch_size=batch_size, num_workers=num_workers, seed=seed
-    )
+    dm = CellDynamicsDataModule(series, batch_size=batch_size, num_workers=num_workers, seed=seed)
     values = series.spec.values
     span = max(values) - min(values)
     kwargs = dict(time_max_period=max(2.0 * span, 1.0))
     kwargs.update(model_kwargs)
-    trainer = make_trainer(max_steps, seed, **trainer_kwargs)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = CellFlowMatching(
-            dim=series.dim, method=method, data_spec=series.data_spec(), **kwargs
-        )
-    connect(model, dm)
-    trainer.fit(model, datamodule=dm)
-    model.eval()
-    return model
+    return fit_model(
+        lambda: CellFlowMatching(
+            dim=series.dim, method=method, data_spec=series.data_spec().to_dict(), **kwargs
+        ),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
+    )
 
 
 def fit_dynamics(

@@ -12,7 +12,7 @@ import torch
 from bioflow.data.anndata import cells_to_anndata, match_labels, read_representation
 from bioflow.data.populations import PopulationDataModule, read_populations
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
-from bioflow.tl._train import make_trainer, record
+from bioflow.tl._train import fit_model, record
 
 
 def fit_meta_flow(
@@ -95,39 +95,36 @@ def fit_meta_flow(
         raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
     kwargs = dict(model_kwargs or {})
     k = kwargs.get("k", 50)
-    pset = read_populations(
-        adata,
-        population_key,
-        source_key,
-        source_value,
-        condition_key,
-        use_rep,
-        exclude_populations,
-        min_source_cells=k + 1 if method == "mfm" else 1,
-    )
-    embed_cells = kwargs.setdefault("embed_cells", max(512, k + 1))
     dm = PopulationDataModule(
-        pset,
+        adata,
+        population_key=population_key,
+        source_key=source_key,
+        source_value=source_value,
+        condition_key=condition_key,
+        use_rep=use_rep,
+        exclude_populations=exclude_populations,
+        min_source_cells=k + 1 if method == "mfm" else 1,
         populations_per_step=populations_per_step,
         cells_per_population=cells_per_population,
-        embed_cells=embed_cells,
+        embed_cells=kwargs.setdefault("embed_cells", max(512, k + 1)),
         num_workers=num_workers,
         seed=seed,
     )
-    trainer = make_trainer(max_steps, seed, **trainer_kwargs)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = MetaFlowMatching(
+    pset = dm.pset
+    return fit_model(
+        lambda: MetaFlowMatching(
             dim=pset.dim,
             method=method,
             n_conditions=len(pset.conditions),
             n_populations=len(pset.populations),
-            data_spec=pset.data_spec(),
+            data_spec=dm.data_spec,
             **kwargs,
-        )
-    trainer.fit(model, datamodule=dm)
-    model.eval()
-    return model
+        ),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
+    )
 
 
 def _spec(model: MetaFlowMatching) -> dict:

@@ -12,7 +12,7 @@ import torch
 from bioflow.data.sequences import SequenceDataModule, load_sequences, resolve_alphabet
 from bioflow.models.discrete import DiscreteFlow
 from bioflow.models.sequence import SEQUENCE_OBJECTIVES, SequenceFlow, SequencePredictor
-from bioflow.tl._train import make_trainer
+from bioflow.tl._train import fit_model
 
 #: training methods of :func:`fit_sequence_flow`, the default first
 SEQUENCE_METHODS = ("dfm-masked", "dfm-uniform", "gsfm")
@@ -81,17 +81,17 @@ def fit_sequence_flow(
     kwargs = dict(model_kwargs or {})
     if letters == resolve_alphabet("protein"):
         kwargs.setdefault("backbone", "transformer")
-    trainer = make_trainer(max_steps, seed, **trainer_kwargs)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        if method == "gsfm":
-            model = SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs)
-        else:
-            source = "mask" if method == "dfm-masked" else "uniform"
-            model = DiscreteFlow(letters, dm.seq_len, source=source, **kwargs)
-    trainer.fit(model, datamodule=dm)
-    model.eval()
-    return model
+    if method == "gsfm":
+
+        def build():
+            return SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs)
+    else:
+        source = "mask" if method == "dfm-masked" else "uniform"
+
+        def build():
+            return DiscreteFlow(letters, dm.seq_len, source=source, **kwargs)
+
+    return fit_model(build, dm, max_steps=max_steps, seed=seed, trainer_kwargs=trainer_kwargs)
 
 
 def sample_sequences(
@@ -251,7 +251,7 @@ def fit_sequence_classifier(
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     letters = resolve_alphabet(alphabet)
-    seqs, _ = load_sequences(sequences, letters)
+    seqs, _ = load_sequences(sequences)
     y = np.asarray(targets)
     if y.shape[0] != len(seqs):
         raise ValueError(f"targets has {y.shape[0]} entries for {len(seqs)} sequences")
@@ -266,10 +266,10 @@ def fit_sequence_classifier(
         if not np.isfinite(y_t).all():
             raise ValueError("regression targets contain non-finite values")
     dm = SequenceDataModule(seqs, letters, batch_size=batch_size, targets=y_t, seed=seed)
-    trainer = make_trainer(max_steps, seed, **trainer_kwargs)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        clf = SequencePredictor(letters, n_outputs=n_out, task=task, **(model_kwargs or {}))
-    trainer.fit(clf, datamodule=dm)
-    clf.eval()
-    return clf
+    return fit_model(
+        lambda: SequencePredictor(letters, n_outputs=n_out, task=task, **(model_kwargs or {})),
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
+    )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bioflow.core import ODESolver, integrate
+from bioflow.core import integrate
 
 
 def _linear(t, x):
@@ -47,9 +47,8 @@ def test_return_path_at_uneven_times():
         assert torch.allclose(path[k], _exact(x0, 0.0, t), atol=1e-7)
 
 
-def test_solver_object_and_errors():
-    solver = ODESolver(lambda t, x: -x, method="midpoint", steps=100)
-    out = solver.sample(torch.ones(3, 1), [0.0, 1.0])
+def test_midpoint_and_errors():
+    out = integrate(lambda t, x: -x, torch.ones(3, 1), [0.0, 1.0], method="midpoint", steps=100)
     assert np.allclose(out.numpy(), math.exp(-1), atol=1e-4)
     with pytest.raises(ValueError, match="monotone"):
         integrate(lambda t, x: x, torch.ones(1, 1), [0.0, 1.0, 0.5])

@@ -167,9 +167,5 @@ class BrownianBridgePath(AffinePath):
         score = -noise / std
         return PathSample(x_t=x_t, u_t=u_t, t=s, s=s, noise=noise, score=score)
 
-    def marginal_std(self, s: Tensor) -> Tensor:
-        """Standard deviation of the bridge at fraction ``s``, shape like ``s``."""
-        return self.sigma * torch.sqrt(s * (1 - s))
-
     def __repr__(self) -> str:
         return f"BrownianBridgePath(sigma={self.sigma})"

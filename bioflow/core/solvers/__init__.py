@@ -1,8 +1,9 @@
-"""Every sampler: ODE solvers, simplex samplers (GSFM ODE, Euler, renoise), categorical draws."""
+"""Every sampler: ODE solvers, simplex samplers (GSFM ODE, Euler, renoise), the discrete jump
+sampler, categorical draws."""
 
 from bioflow.core.solvers.categorical import sample_categorical
 from bioflow.core.solvers.discrete import jump_sample
-from bioflow.core.solvers.ode import ODE_METHODS, ODESolver, integrate
+from bioflow.core.solvers.ode import ODE_METHODS, integrate
 from bioflow.core.solvers.simplex import (
     gumbel_softmax_ode,
     project_simplex,
@@ -12,7 +13,6 @@ from bioflow.core.solvers.simplex import (
 
 __all__ = [
     "ODE_METHODS",
-    "ODESolver",
     "gumbel_softmax_ode",
     "integrate",
     "jump_sample",
