@@ -78,9 +78,9 @@ def run(
     grid = [days[0] + (days[-1] - days[0]) * i / 40 for i in range(41)]
     bioflow.tl.trajectories(model, adata, times=grid)
     bioflow.pl.trajectories(
-        adata, color="branch", starting_at=days[0], save=out / "trajectories.png"
+        adata, color="branch", starting_at=days[0], save=out / "trajectories.png", show=False
     )
-    bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png")
+    bioflow.pl.holdout(df, metric="w1", save=out / "holdout_w1.png", show=False)
     model.save(out / "ot_cfm.pt")
 
     metrics = {
@@ -93,7 +93,10 @@ def run(
             "total": round(time.perf_counter() - t_start, 1),
         },
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from bioflow.core.files import atomic_open
+
+    with atomic_open(out / "metrics.json") as fh:
+        fh.write(json.dumps(metrics, indent=2))
     print(
         f"\nwrote {out / 'metrics.json'}, {out / 'trajectories.png'}, {out / 'holdout_w1.png'}"
         f" in {metrics['seconds']['total']} s"

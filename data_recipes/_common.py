@@ -32,20 +32,46 @@ def sha256sum(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def plain_name(name: str) -> str:
+    """``name`` if it is a plain file name (no folder part, not ``.``/``..``), else an error.
+
+    A name with a folder part could make a download land outside the cache folder.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"no usable file name: {name!r}")
+    if os.path.basename(name.replace("\\", "/")) != name or name in (".", "..") or ("\x00" in name):
+        raise ValueError(
+            f"refusing the file name {name!r}: it is not a plain file name (it could write "
+            "outside the cache folder)"
+        )
+    return name
+
+
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None) -> Path:
     """Download ``url`` to ``dest`` (streamed), verifying ``sha256`` when given.
 
     An existing ``dest`` with the right checksum is reused.  A checksum mismatch removes
-    the download and raises ``ValueError``.
+    the download and raises ``ValueError``.  The download goes to a temporary file in the
+    folder of ``dest``, is fsynced and renamed: an interrupted download never leaves a
+    partial ``dest``.
     """
     dest = Path(dest)
+    plain_name(dest.name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and (sha256 is None or sha256sum(dest) == sha256):
         return dest
     req = urllib.request.Request(url, headers={"User-Agent": "bioflow-data-recipe"})
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            shutil.copyfileobj(resp, tmp, CHUNK)
+    with tempfile.NamedTemporaryFile(
+        dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
+    ) as tmp:
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                shutil.copyfileobj(resp, tmp, CHUNK)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
     tmp_path = Path(tmp.name)
     if sha256 is not None and sha256sum(tmp_path) != sha256:
         got = sha256sum(tmp_path)
@@ -70,7 +96,8 @@ def fetch(source: dict, local: str | None, cache_dir: str | os.PathLike) -> tupl
         digest = sha256sum(path)
         verified = source.get("sha256") is not None and digest == source["sha256"]
     else:
-        path = download(source["url"], Path(cache_dir) / source["file"], source.get("sha256"))
+        name = plain_name(source["file"])
+        path = download(source["url"], Path(cache_dir) / name, source.get("sha256"))
         digest, verified = sha256sum(path), source.get("sha256") is not None
     return path, {
         "url": source["url"],
@@ -85,14 +112,43 @@ def write_atomically(write, output: str | os.PathLike, force: bool) -> str:
     file is already there (identical content is accepted; ``--force`` replaces)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    write(tmp)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     digest = sha256sum(tmp)
     if output.exists() and not force and sha256sum(output) != digest:
         tmp.unlink()
         raise SystemExit(f"{output} exists with different content; pass --force to replace it")
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o666 & ~mask)
     tmp.replace(output)
     return digest
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a fsynced temporary file in the same folder."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def versions() -> dict:
@@ -129,7 +185,7 @@ def write_manifest(
         "versions": versions(),
         **(extra or {}),
     }
-    path.write_text(json.dumps(manifest, indent=2))
+    write_text_atomic(path, json.dumps(manifest, indent=2))
     return path
 
 

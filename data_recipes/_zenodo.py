@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from _common import sha256sum as sha256  # noqa: E402
+from _common import write_text_atomic  # noqa: E402
 
 
 def guard(out_dir: Path, names: list[str], overwrite: bool) -> None:
@@ -90,5 +91,5 @@ def write_manifest(out_dir: Path, recipe: str, source: str, files: list[str], ex
         **extra,
     }
     path = out_dir / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=1))
+    write_text_atomic(path, json.dumps(manifest, indent=1))
     return path

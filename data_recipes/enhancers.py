@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import write_text_atomic  # noqa: E402
 from _zenodo import guard, write_manifest, zenodo_download  # noqa: E402
 
 RECORD = "10184648"
@@ -97,10 +99,11 @@ def main(argv=None) -> int:
             seqs,
             names=[f"{i} label={int(lab)}" for i, lab in zip(ids, labels, strict=True)],
         )
-        with open(out / f"enhancers_{split}_labels.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["id", "label"])
-            w.writerows([i, int(lab)] for i, lab in zip(ids, labels, strict=True))
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["id", "label"])
+        w.writerows([i, int(lab)] for i, lab in zip(ids, labels, strict=True))
+        write_text_atomic(out / f"enhancers_{split}_labels.csv", buf.getvalue())
         counts[split] = len(seqs)
         classes |= {int(v) for v in labels}
     write_manifest(

@@ -83,7 +83,7 @@ autodoc_inherit_docstrings = False  # Lightning's hook docstrings point into its
 nitpicky = True
 _EXTERNAL = (
     r"(torch|np|numpy|pd|pandas|anndata|ad|lightning|L|pl|matplotlib|mpl|plt|scipy|ot|"
-    r"torch_geometric|collections|typing|os|pathlib|jsonargparse|torchdiffeq|numba|"
+    r"torch_geometric|collections|typing|os|pathlib|jsonargparse|torchdiffeq|numba|scanpy|sc|tqdm|"
     r"Tensor|nn|optim)(\..*)?"
 )
 nitpick_ignore_regex = [
@@ -102,6 +102,7 @@ nitpick_ignore_regex = [
 # --- HTML ------------------------------------------------------------------------------------
 # sphinx-book-theme: the theme of the scverse projects (scanpy, scvi-tools, moscot).
 html_theme = "sphinx_book_theme"
+html_css_files = ["custom.css"]  # examples and signatures wrap (docs/_static/custom.css)
 html_title = "bioflow"
 html_theme_options = {
     "repository_url": "https://github.com/bioflow/bioflow",

@@ -11,7 +11,7 @@ Rules (see docs/guide/conventions.md):
    unless ``copy=True``, and records its parameters in ``adata.uns["bioflow"][key_added]``.
    Every other tool that takes an AnnData leaves it unchanged (checked by running it).
 4. Plots accept keyword-only ``ax=``, ``show=`` and ``save=``, draw into the given axes,
-   save to the given file and return the axes.
+   save to the given file and return the axes when not shown (``show=False``).
 5. Every public function has a numpy-style docstring with Parameters (naming every
    argument), Returns and Examples; the examples run (``doctest``).
 """
@@ -44,7 +44,7 @@ DATA_ARGS = {
     "pl.sequence_logo": ("sequences",),
 }
 # Tools that write into the AnnData they are given.
-ANNOTATES = {"tl.trajectories"}
+ANNOTATES = {"tl.trajectories", "tl.velocity", "tl.velocity_embedding", "tl.fate_probabilities"}
 
 
 def _public_functions():
@@ -284,8 +284,14 @@ def test_plots_draw_into_ax_and_save(cells, tmp_path):
         work, time_key="time", use_rep="X_pca", baselines=True, methods=(), **QUIET
     )
     seqs = ["ACGT", "ACGA", "TCGA"]
+    bioflow.tl.velocity(model, work)
+    work.obsm["X_umap"] = work.obsm["X_latent"][:, :2]
     for name, call in [
         ("trajectories", lambda **kw: bioflow.pl.trajectories(work, **kw)),
+        (
+            "velocity_embedding_stream",
+            lambda **kw: bioflow.pl.velocity_embedding_stream(work, **kw),
+        ),
         ("holdout", lambda **kw: bioflow.pl.holdout(df, **kw)),
         ("sequence_logo", lambda **kw: bioflow.pl.sequence_logo(seqs, **kw)),
     ]:

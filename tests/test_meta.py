@@ -196,7 +196,7 @@ def test_populations_plot(tmp_path, letters_small, fitted):
     pop = letters_small[letters_small.obs["population"] == "C_1"]
     src, truth = pop[pop.obs["state"] == "source"], pop[pop.obs["state"] == "target"]
     pred = bioflow.tl.predict_population(fitted, src)
-    axes = bioflow.pl.populations(src, pred, truth, save=tmp_path / "p.png")
+    axes = bioflow.pl.populations(src, pred, truth, save=tmp_path / "p.png", show=False)
     assert len(axes) == 3 and (tmp_path / "p.png").stat().st_size > 0
     assert len(axes[1].collections[0].get_offsets()) == 60
     with pytest.raises(ValueError, match="3 axes"):

@@ -16,7 +16,14 @@ TIME_LIMIT_S = 120
 
 # notebook -> strings its outputs must contain
 EXPECTED = {
-    "cell_dynamics.ipynb": ["mccann", "no-motion", "ot-cfm", "i-cfm", "(600, 21, 10)"],
+    "cell_dynamics.ipynb": [
+        "mccann",
+        "no-motion",
+        "ot-cfm",
+        "(600, 21, 10) (600, 21, 2)",
+        "'cell120-pred2.0'",
+        "val/w1",
+    ],
     "meta_flow_matching.ipynb": ["no-motion", "mfm", "fm"],
     "sequence_design.ipynb": ["'guided'", "DiscreteFlow"],
 }
@@ -61,4 +68,8 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     for needle in EXPECTED[name]:
         assert needle in text, f"{name}: {needle!r} not in the outputs"
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{name} draws no figure"
+    if name == "cell_dynamics.ipynb":  # the scanpy workflow: every figure on the UMAP
+        for c in code:
+            if any("image/png" in o.get("data", {}) for o in c.get("outputs", [])):
+                assert "umap" in c.source.lower(), f"a figure not on the UMAP: {c.source[:80]}"
     assert elapsed < TIME_LIMIT_S, f"{name} took {elapsed:.0f} s (limit {TIME_LIMIT_S} s)"

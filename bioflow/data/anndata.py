@@ -57,7 +57,7 @@ def read_representation(
     if use_rep is None:
         if adata.X is None:
             raise ValueError("adata.X is empty; pass use_rep= naming a key of adata.obsm")
-        m = adata.X if rows is None else adata.X[rows]
+        m = adata.X
         name = "adata.X"
     else:
         if use_rep not in adata.obsm:
@@ -65,15 +65,34 @@ def read_representation(
                 f"use_rep={use_rep!r} is not a key of adata.obsm; available: {list(adata.obsm)}"
             )
         m = adata.obsm[use_rep]
-        m = m if rows is None else m[rows]
         name = f"adata.obsm[{use_rep!r}]"
+    if rows is not None:
+        rows = np.asarray(rows)
     if isinstance(m, pd.DataFrame):
-        m = m.to_numpy()
+        bad_cols = [
+            c
+            for c in m.columns
+            if not pd.api.types.is_numeric_dtype(m[c]) or pd.api.types.is_bool_dtype(m[c])
+        ]
+        if bad_cols:
+            raise ValueError(
+                f"{name} is a DataFrame with non-numeric columns {bad_cols[:5]}; keep only "
+                "numeric columns (or store a numeric array)"
+            )
+        m = m.to_numpy(dtype=np.float32) if rows is None else m.iloc[rows].to_numpy(np.float32)
+        rows = None
     if sp.issparse(m):
-        m = m.toarray()
-    elif hasattr(m, "to_memory"):  # backed dataset
-        m = m.to_memory()
-    x = np.array(m, dtype=np.float32, copy=True)
+        x = _sparse_to_dense(m, rows)
+    elif hasattr(m, "to_memory") or type(m).__name__ in ("CSRDataset", "CSCDataset"):
+        x = _backed_to_dense(m, rows, name)
+    else:
+        m = np.asarray(m) if rows is None else np.asarray(m)[rows]
+        if m.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {m.shape}")
+        if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
+            raise ValueError(f"{name} must hold numbers, got dtype {m.dtype}")
+        # one copy: to float32, never a view of adata
+        x = m.astype(np.float32, copy=True)
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
     bad = ~np.isfinite(x)
@@ -83,6 +102,49 @@ def read_representation(
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{name} has {x.shape[1]} features; the model was fitted on {dim}")
     return x
+
+
+def _sparse_to_dense(m, rows: np.ndarray | None) -> np.ndarray:
+    """Dense float32 rows of a scipy sparse matrix: the non-zeros are cast, then one dense
+    float32 array is filled (no float64 dense intermediate)."""
+    m = m.tocsr() if rows is not None or not sp.isspmatrix_csr(m) else m
+    if rows is not None:
+        m = m[rows]
+    m = m.astype(np.float32, copy=False)  # toarray() below makes the one dense copy
+    out = m.toarray()
+    return out if out.dtype == np.float32 else out.astype(np.float32)
+
+
+def _backed_to_dense(m, rows: np.ndarray | None, name: str, chunk: int = 4096) -> np.ndarray:
+    """Read a backed (on-disk) matrix into a dense float32 array, ``chunk`` rows at a time.
+
+    Backed sparse datasets are indexed with sorted row positions; the requested order is
+    restored afterwards.
+    """
+    n = m.shape[0]
+    wanted = np.arange(n) if rows is None else np.asarray(rows)
+    if wanted.dtype == bool:
+        wanted = np.flatnonzero(wanted)
+    wanted = wanted.astype(np.int64)
+    if len(wanted) and (wanted.min() < -n or wanted.max() >= n):
+        raise ValueError(f"{name}: row indices out of range for {n} rows")
+    wanted = np.where(wanted < 0, wanted + n, wanted)
+    order = np.argsort(wanted, kind="stable")
+    sorted_rows = wanted[order]
+    out = np.empty((len(wanted), m.shape[1]), dtype=np.float32)
+    for start in range(0, len(sorted_rows), chunk):
+        sel = sorted_rows[start : start + chunk]
+        uniq, inverse = np.unique(sel, return_inverse=True)
+        if len(uniq) and uniq[-1] - uniq[0] + 1 == len(uniq):
+            block = m[int(uniq[0]) : int(uniq[-1]) + 1]
+        else:
+            block = m[uniq]
+        if sp.issparse(block):
+            block = _sparse_to_dense(block, None)
+        else:
+            block = np.asarray(block, dtype=np.float32)
+        out[order[start : start + chunk]] = block[inverse]
+    return out
 
 
 def read_adata(adata: Any, family: str, dataset_kwargs: dict | None, backed: bool = False):

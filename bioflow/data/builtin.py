@@ -57,3 +57,17 @@ def load_builtin(value: str, family: str, kwargs: dict | None = None) -> Any:
             f"{[BUILTIN_PREFIX + a for a in allowed]}"
         )
     return getattr(datasets, name)(**dict(kwargs or {}))
+
+
+def input_paths(value: Any) -> list[str]:
+    """The file behind a data argument (a path), as a list; empty for objects and built-ins.
+
+    DataModules keep it so that ``predict`` never writes its output over its input.
+    """
+    import os
+
+    if is_builtin(value):
+        return []
+    if isinstance(value, str) or hasattr(value, "__fspath__"):
+        return [os.fspath(value)]
+    return []

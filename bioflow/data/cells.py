@@ -15,6 +15,65 @@ from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 from bioflow.data.timecourse import CellTimeSeries, read_time_series
 
 
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def split_series(
+    series: CellTimeSeries, fraction: float, seed: int = 0
+) -> tuple[CellTimeSeries, CellTimeSeries]:
+    """Hold out ``fraction`` of the cells of every kept time for validation.
+
+    Parameters
+    ----------
+    series
+        The cells.
+    fraction
+        Share of each kept time's cells held out, in ``(0, 1)``; at least one cell per time
+        is held out and at least one stays.
+    seed
+        Seed of the split.
+
+    Returns
+    -------
+    train, val
+        Two :class:`~bioflow.data.CellTimeSeries` over disjoint cells.  Cells of excluded
+        times go to ``val`` only (they were never trained on).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for k in range(len(series.spec.labels)):
+        idx = series.cells_at(k)
+        if k not in series.kept:
+            val.append(idx)
+            continue
+        if len(idx) < 2:
+            raise ValueError(
+                f"time {series.spec.labels[k]!r} has {len(idx)} cell(s): too few to hold out "
+                "validation cells; lower validation_fraction or drop the time"
+            )
+        n_val = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
+        perm = rng.permutation(idx)
+        val.append(perm[:n_val])
+        train.append(perm[n_val:])
+
+    def sub(rows):
+        rows = np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=int)
+        return CellTimeSeries(
+            series.x[rows],
+            series.time_index[rows],
+            series.spec,
+            series.use_rep,
+            list(series.kept),
+            series.var_names,
+        )
+
+    return sub(train), sub(val)
+
+
 class CellPairDataset(SeededBatchStream):
     """Endless stream of batches, one minibatch per consecutive pair of kept times.
 
@@ -122,6 +181,9 @@ class CellDynamicsDataModule(StreamDataModule):
         and writes them to the ``.h5ad`` path ``predict_output``.
     dataset_kwargs
         Arguments of the generator when ``adata`` is ``"builtin:<name>"``.
+    time_bins
+        Cut a continuous ``time_key`` into bins (a number of bins or the edges); see
+        ``bioflow.data.resolve_time``.
 
     Examples
     --------
@@ -148,15 +210,23 @@ class CellDynamicsDataModule(StreamDataModule):
         predict_target_time: Any = None,
         predict_output: str | None = None,
         dataset_kwargs: dict | None = None,
+        time_bins: int | list[float] | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        from bioflow.data.builtin import input_paths
+
+        for name, value in (
+            ("batch_size", batch_size),
+            ("steps_per_epoch", steps_per_epoch),
+            ("val_cells", val_cells),
+        ):
+            _check_count(name, value)
+        self.input_paths = [] if isinstance(adata, CellTimeSeries) else input_paths(adata)
         if isinstance(adata, CellTimeSeries):
             self.series, self._obs = adata, None
         else:
             adata = read_adata(adata, "cells", dataset_kwargs, backed)
-            self.series = read_time_series(adata, time_key, use_rep, exclude_times)
+            self.series = read_time_series(adata, time_key, use_rep, exclude_times, time_bins)
             self._obs = adata.obs.copy()
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
@@ -164,6 +234,7 @@ class CellDynamicsDataModule(StreamDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.coupling = None  # see set_coupling
+        self.val_series = None  # held-out cells for validation (split_series); else series
         self.predict_source_time = predict_source_time
         self.predict_target_time = predict_target_time
         self.predict_output = predict_output
@@ -190,8 +261,16 @@ class CellDynamicsDataModule(StreamDataModule):
         ]
         return self.batches_loader(chunks)
 
-    def write_predictions(self, predictions: list, path: str | None = None) -> str:
-        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file."""
+    def write_predictions(
+        self, predictions: list, path: str | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Write pushed cells (a list of ``(n_i, d)`` tensors) to an ``.h5ad`` file.
+
+        The file is written atomically; an input file of this DataModule is never
+        replaced, an existing file only with ``overwrite=True``.
+        """
+        from bioflow.core.files import check_output_path, write_atomic
+
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
@@ -200,6 +279,7 @@ class CellDynamicsDataModule(StreamDataModule):
                 "this DataModule was built from a CellTimeSeries, without the cells' .obs; "
                 "build it from the AnnData to write predictions"
             )
+        check_output_path(path, overwrite=overwrite, inputs=self.input_paths)
         rows = self._predict_rows()
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
         obs = self._obs.iloc[rows].copy()
@@ -210,7 +290,8 @@ class CellDynamicsDataModule(StreamDataModule):
             if self.series.spec.kind == "ordered"
             else (self.predict_target_time)
         )
-        cells_to_anndata(x, obs, self.series.use_rep, self.series.var_names).write_h5ad(path)
+        out = cells_to_anndata(x, obs, self.series.use_rep, self.series.var_names)
+        write_atomic(path, out.write_h5ad, overwrite=overwrite, inputs=self.input_paths)
         return path
 
     @property
@@ -239,8 +320,11 @@ class CellDynamicsDataModule(StreamDataModule):
         )
 
     def val_batches(self) -> list[dict]:
-        """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets."""
-        s = self.series
+        """Validation problems: ``{"x0", "x1", "t0", "t1", "name"}`` with full cell sets.
+
+        Drawn from ``val_series`` (cells held out of training) when set.
+        """
+        s = self.val_series if self.val_series is not None else self.series
         rng = np.random.default_rng(self.seed + 1)
 
         def cells(k):

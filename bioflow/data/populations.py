@@ -20,6 +20,12 @@ from bioflow.data.anndata import (
 from bioflow.data.population_set import PopulationProblem, PopulationSet, read_populations
 from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 
+
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 __all__ = [
     "PopulationBatchDataset",
     "PopulationDataModule",
@@ -172,8 +178,18 @@ class PopulationDataModule(StreamDataModule):
         predict_output: str | None = None,
     ) -> None:
         super().__init__()
-        if populations_per_step < 1 or cells_per_population < 1:
-            raise ValueError("populations_per_step and cells_per_population must be >= 1")
+        from bioflow.data.builtin import input_paths
+
+        for name, value in (
+            ("populations_per_step", populations_per_step),
+            ("cells_per_population", cells_per_population),
+            ("embed_cells", embed_cells),
+            ("steps_per_epoch", steps_per_epoch),
+            ("val_cells", val_cells),
+            ("val_populations", val_populations),
+        ):
+            _check_count(name, value)
+        self.input_paths = input_paths(adata)
         if isinstance(adata, PopulationSet):
             pset = adata
         else:
@@ -240,7 +256,8 @@ class PopulationDataModule(StreamDataModule):
         return out
 
     def val_dataloader(self) -> DataLoader:
-        probs = self.pset.held_out or self.pset.problems[: self.val_populations]
+        probs = getattr(self, "val_problems", None)  # set by tl.fit_meta_flow's split
+        probs = probs or self.pset.held_out or self.pset.problems[: self.val_populations]
         batches = self._problem_batches(probs, self.seed + 1)
         return self.batches_loader(batches)
 
@@ -265,11 +282,20 @@ class PopulationDataModule(StreamDataModule):
             b.pop("x1")  # prediction needs only the initial cells
         return self.batches_loader(batches)
 
-    def write_predictions(self, predictions: list, path: str | None = None) -> str:
-        """Write predicted final cells (one ``(n_i, d)`` tensor per problem) to ``.h5ad``."""
+    def write_predictions(
+        self, predictions: list, path: str | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Write predicted final cells (one ``(n_i, d)`` tensor per problem) to ``.h5ad``.
+
+        The file is written atomically; an input file of this DataModule is never
+        replaced, an existing file only with ``overwrite=True``.
+        """
+        from bioflow.core.files import check_output_path, write_atomic
+
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the .h5ad path to write")
+        check_output_path(path, overwrite=overwrite, inputs=self.input_paths)
         batches = self._problem_batches(self._predict_problems(), self.seed + 2)
         keys = self.pset.keys
         x = torch.cat([p.detach().cpu() for p in predictions]).numpy()
@@ -286,5 +312,5 @@ class PopulationDataModule(StreamDataModule):
                 [[self.pset.conditions[int(b["cond"])]] * len(b["rows"]) for b in batches]
             )
         out = cells_to_anndata(x, obs, keys["use_rep"], self.pset.var_names)
-        out.write_h5ad(path)
+        write_atomic(path, out.write_h5ad, overwrite=overwrite, inputs=self.input_paths)
         return path

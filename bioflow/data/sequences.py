@@ -144,6 +144,9 @@ class SequenceDataModule(StreamDataModule):
         predict_output: str | None = None,
     ):
         super().__init__()
+        from bioflow.data.builtin import input_paths
+
+        self.input_paths = input_paths(sequences)
         if is_builtin(sequences):
             seqs, alphabet, labels = _builtin_sequences(sequences, dataset_kwargs)
             names = [f"#{i}" for i in range(len(seqs))]
@@ -162,8 +165,14 @@ class SequenceDataModule(StreamDataModule):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        if predict_n < 1:
-            raise ValueError(f"predict_n must be >= 1, got {predict_n}")
+        for name, value in (
+            ("predict_n", predict_n),
+            ("predict_steps", predict_steps),
+            ("steps_per_epoch", steps_per_epoch),
+            ("val_samples", val_samples),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         n = len(seqs)
         perm = np.random.default_rng(seed).permutation(n)
         n_val = int(round(val_fraction * n))
@@ -221,13 +230,21 @@ class SequenceDataModule(StreamDataModule):
         ]
         return self.batches_loader(chunks)
 
-    def write_predictions(self, predictions: list, path: str | None = None) -> str:
-        """Write sampled sequences (a list of lists of strings) to a FASTA file."""
+    def write_predictions(
+        self, predictions: list, path: str | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Write sampled sequences (a list of lists of strings) to a FASTA file.
+
+        The file is written atomically; an input file of this DataModule is never
+        replaced, an existing file only with ``overwrite=True``.
+        """
+        from bioflow.core.files import check_output_path
         from bioflow.data.fasta import write_fasta
 
         path = path or self.predict_output
         if path is None:
             raise ValueError("set data.predict_output to the FASTA path to write")
+        check_output_path(path, overwrite=overwrite, inputs=self.input_paths)
         seqs = [s for chunk in predictions for s in chunk]
-        write_fasta(path, seqs, names=[f"sample{i}" for i in range(len(seqs))])
+        write_fasta(path, seqs, names=[f"sample{i}" for i in range(len(seqs))], overwrite=overwrite)
         return path

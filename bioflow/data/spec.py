@@ -47,7 +47,8 @@ class TimeCourseSpec(DataSpec):
     Attributes
     ----------
     time
-        The time column: ``{"key", "labels", "values", "kind"}`` (``TimeSpec.to_dict()``).
+        The time column: ``{"key", "labels", "values", "kind"}`` (and ``"edges"`` for a
+        binned time; ``TimeSpec.to_dict()``).
     use_rep
         ``adata.obsm`` key modelled, ``None`` for ``adata.X``.
     dim

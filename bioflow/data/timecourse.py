@@ -27,33 +27,111 @@ class TimeSpec:
         Numeric time of each label (the label itself for numeric columns, the category
         position for ordered categoricals).
     kind
-        ``"numeric"`` or ``"ordered"``.
+        ``"numeric"``, ``"ordered"`` or ``"binned"`` (a continuous column cut into bins by
+        ``time_bins=``: labels are the bin numbers ``0, 1, ...``, values the mean time of
+        each bin's cells).
+    edges
+        Bin edges (``"binned"`` only), increasing, ``len(labels) + 1`` of them.
     """
 
     key: str
     labels: list
     values: list[float]
     kind: str
+    edges: list[float] | None = None
 
     def value_of(self, label: Any) -> float:
-        """Numeric time of a label; numbers are accepted as times for numeric columns."""
+        """Numeric time of a label; numbers are accepted as times for numeric columns.
+
+        Raises
+        ------
+        ValueError
+            For a NaN or infinite time, or a label that is not one of the times.
+        """
+        if isinstance(label, float | np.floating) and not np.isfinite(label):
+            raise ValueError(f"time {label!r} is not a finite number (NaN and inf are refused)")
         hit = np.flatnonzero(match_labels(self.labels, label))
         if len(hit):
             return float(self.values[hit[0]])
         if self.kind == "numeric" and isinstance(label, int | float | np.number):
             return float(label)
-        raise ValueError(f"time {label!r} is not one of the times of {self.key!r}: {self.labels}")
+        if self.kind == "binned" and isinstance(label, float | np.floating):
+            return float(label)  # a time on the clock (bin numbers are integers)
+        raise ValueError(
+            f"time {label!r} is not one of the times of {self.key!r}: {self.labels}"
+            + (" (bin numbers of time_bins=)" if self.kind == "binned" else "")
+        )
+
+    def index_of(self, column) -> np.ndarray:
+        """Position in :attr:`labels` of each value of a time column, ``(n,)``; -1 if none."""
+        if self.kind == "binned":
+            v = np.asarray(column, dtype=np.float64)
+            idx = np.searchsorted(np.asarray(self.edges[1:-1]), v, side="right")
+            return np.where((v >= self.edges[0]) & (v <= self.edges[-1]), idx, -1)
+        col = np.asarray(column, dtype=object)
+        out = np.full(len(col), -1)
+        for i, lab in enumerate(self.labels):
+            out[match_labels(col, lab)] = i
+        return out
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "labels": self.labels, "values": self.values, "kind": self.kind}
+        d = {"key": self.key, "labels": self.labels, "values": self.values, "kind": self.kind}
+        if self.edges is not None:
+            d["edges"] = [float(e) for e in self.edges]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TimeSpec:
-        return cls(d["key"], list(d["labels"]), [float(v) for v in d["values"]], d["kind"])
+        edges = d.get("edges")
+        return cls(
+            d["key"],
+            list(d["labels"]),
+            [float(v) for v in d["values"]],
+            d["kind"],
+            None if edges is None else [float(e) for e in edges],
+        )
 
 
-def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
+MAX_TIME_POINTS = 20
+
+
+def _bin_times(v: np.ndarray, time_key: str, time_bins) -> tuple[TimeSpec, np.ndarray]:
+    if isinstance(time_bins, int | np.integer) and not isinstance(time_bins, bool):
+        if time_bins < 2:
+            raise ValueError(f"time_bins must be >= 2, got {time_bins}")
+        edges = np.unique(np.quantile(v, np.linspace(0, 1, int(time_bins) + 1)))
+    else:
+        edges = np.asarray(time_bins, dtype=np.float64).ravel()
+        if edges.size < 3 or np.any(np.diff(edges) <= 0):
+            raise ValueError(
+                "time_bins must be a number of bins >= 2 or >= 3 increasing bin edges, got "
+                f"{time_bins!r}"
+            )
+    if edges.size < 3:
+        raise ValueError(f"adata.obs[{time_key!r}] has too few distinct values to bin")
+    spec = TimeSpec(time_key, [], [], "binned", [float(e) for e in edges])
+    index = spec.index_of(v)
+    if (index < 0).any():
+        raise ValueError(
+            f"{int((index < 0).sum())} cells of adata.obs[{time_key!r}] fall outside the "
+            f"time_bins edges [{edges[0]}, {edges[-1]}]"
+        )
+    present = np.unique(index)
+    if len(present) != edges.size - 1:
+        raise ValueError(
+            f"time_bins leaves empty bins: {sorted(set(range(edges.size - 1)) - set(present))}"
+        )
+    spec.labels = list(range(edges.size - 1))
+    spec.values = [float(v[index == b].mean()) for b in spec.labels]
+    return spec, index
+
+
+def resolve_time(adata, time_key: str, time_bins=None) -> tuple[TimeSpec, np.ndarray]:
     """Validate ``adata.obs[time_key]`` and give its :class:`TimeSpec` and each cell's time index.
+
+    A column with more than ``MAX_TIME_POINTS`` (20) distinct times is taken for a
+    continuous time (a pseudotime) and refused unless ``time_bins`` cuts it into bins:
+    an integer (that many bins with equal numbers of cells) or the bin edges.
 
     Returns
     -------
@@ -65,8 +143,8 @@ def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
     Raises
     ------
     ValueError
-        Missing key, missing values, a column that is neither numeric nor ordered, or fewer
-        than two distinct times.
+        Missing key, missing values, a column that is neither numeric nor ordered, fewer
+        than two distinct times, or a continuous time without ``time_bins``.
     """
     if time_key not in adata.obs:
         raise ValueError(
@@ -75,6 +153,21 @@ def resolve_time(adata, time_key: str) -> tuple[TimeSpec, np.ndarray]:
     col = adata.obs[time_key]
     if col.isna().any():
         raise ValueError(f"adata.obs[{time_key!r}] has {int(col.isna().sum())} missing values")
+    if time_bins is not None:
+        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            raise ValueError(f"time_bins needs a numeric adata.obs[{time_key!r}], got {col.dtype}")
+        v = col.to_numpy(dtype=np.float64)
+        if not np.isfinite(v).all():
+            raise ValueError(f"adata.obs[{time_key!r}] contains infinite values")
+        return _bin_times(v, time_key, time_bins)
+    n_distinct = col.nunique()
+    if n_distinct > MAX_TIME_POINTS:
+        raise ValueError(
+            f"adata.obs[{time_key!r}] has {n_distinct} distinct values: it looks like a "
+            "continuous time (e.g. a pseudotime), and each distinct value would become its "
+            "own time point. Pass time_bins= (e.g. time_bins=8 for 8 bins with equal numbers "
+            "of cells, or a list of bin edges) to cut it into time points."
+        )
     if isinstance(col.dtype, pd.CategoricalDtype):
         if not col.cat.ordered:
             raise ValueError(
@@ -162,6 +255,7 @@ def read_time_series(
     time_key: str,
     use_rep: str | None = None,
     exclude_times: Sequence = (),
+    time_bins=None,
 ) -> CellTimeSeries:
     """Validate an AnnData time course and read it into a :class:`CellTimeSeries`.
 
@@ -175,6 +269,9 @@ def read_time_series(
         Key of ``adata.obsm`` to use; ``None`` for ``adata.X`` (dense or sparse).
     exclude_times
         Time labels to leave out of training (for leave-one-timepoint-out).
+    time_bins
+        Cut a continuous time into bins: a number of bins (equal numbers of cells) or the
+        bin edges; see ``resolve_time``.
 
     Returns
     -------
@@ -185,7 +282,7 @@ def read_time_series(
     ValueError
         For a missing key, bad values, an unknown excluded time, or fewer than two kept times.
     """
-    spec, index = resolve_time(adata, time_key)
+    spec, index = resolve_time(adata, time_key, time_bins)
     x = read_representation(adata, use_rep)
     if isinstance(exclude_times, str | int | float):
         exclude_times = (exclude_times,)

@@ -13,6 +13,8 @@ _GLYPHS: dict[str, np.ndarray] = {}
 
 def _outline(letter: str) -> list[np.ndarray]:
     """Closed polygons of a glyph's outline (DejaVu Sans, matplotlib's bundled font)."""
+    if not isinstance(letter, str) or len(letter) != 1 or not letter.strip():
+        raise ValueError(f"the font has no outline for {letter!r}: give single visible characters")
     if letter not in _GLYPHS:
         from matplotlib.font_manager import FontProperties
         from matplotlib.textpath import TextPath
@@ -98,6 +100,16 @@ def letters(
     """
     import anndata as ad
 
+    from bioflow.datasets._checks import check_count, check_scale
+
+    if isinstance(letters, str):
+        letters = list(letters)
+    if len(letters) == 0:
+        raise ValueError("letters is empty; pass the characters to draw, e.g. 'ABC'")
+    check_count("n_rotations", n_rotations)
+    check_count("n_points", n_points)
+    check_scale("noise", noise)
+    check_scale("source_noise", source_noise)
     rng = np.random.default_rng(seed)
     coords, obs = [], []
     for letter in letters:
@@ -182,6 +194,19 @@ def population_response(
     """
     import anndata as ad
 
+    from bioflow.datasets._checks import check_count, check_scale
+
+    check_count("n_populations", n_populations)
+    check_count("n_cells", n_cells)
+    check_count("n_cell_types", n_cell_types)
+    check_count("dim", dim)
+    if isinstance(drugs, str) or len(drugs) == 0 or len(set(map(str, drugs))) != len(drugs):
+        raise ValueError(f"drugs must be a non-empty list of distinct names, got {drugs!r}")
+    if "control" in map(str, drugs):
+        raise ValueError("drugs may not include 'control' (the label of the control cells)")
+    check_scale("effect", effect)
+    if not (isinstance(concentration, int | float) and 0 < concentration < float("inf")):
+        raise ValueError(f"concentration must be a finite number > 0, got {concentration!r}")
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=2.5, size=(n_cell_types, dim))
     mats = rng.normal(size=(len(drugs), dim, n_cell_types)) / np.sqrt(dim)

@@ -44,15 +44,21 @@ def motif_sequences(
     >>> len(seqs), len(seqs[0]), y.shape
     (10, 20, (10,))
     """
+    from bioflow.datasets._checks import check_count
+
+    check_count("n", n)
+    check_count("length", length)
+    if not isinstance(motif, str):
+        raise ValueError(f"motif must be a non-empty DNA string, got {motif!r}")
     motif = motif.upper()
     if set(motif) - set("ACGT") or not motif:
         raise ValueError(f"motif must be a non-empty DNA string, got {motif!r}")
     if length < len(motif):
         raise ValueError(f"length {length} is shorter than the motif ({len(motif)})")
-    if not 0 <= motif_fraction <= 1 or not 0 < gc < 1:
-        raise ValueError(
-            f"motif_fraction must be in [0, 1] and gc in (0, 1), got {motif_fraction}, {gc}"
-        )
+    if not 0 <= motif_fraction <= 1:
+        raise ValueError(f"motif_fraction must be in [0, 1], got {motif_fraction}")
+    if not 0 < gc < 1:
+        raise ValueError(f"gc must be in (0, 1), got {gc}")
     rng = np.random.default_rng(seed)
     p = np.array([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
     idx = rng.choice(4, size=(n, length), p=p)
@@ -105,8 +111,14 @@ def categorical_toy(
     >>> len(alphabet), probs.shape, len(seqs[0])
     (20, (4, 20), 4)
     """
-    if not 2 <= K <= 1000:
-        raise ValueError(f"K must be in [2, 1000], got {K}")
+    from bioflow.datasets._checks import check_count
+
+    if isinstance(K, bool) or not isinstance(K, int | np.integer) or not 2 <= K <= 1000:
+        raise ValueError(f"K must be an integer in [2, 1000], got {K!r}")
+    check_count("length", length)
+    check_count("n", n)
+    if not (isinstance(concentration, int | float) and 0 < concentration < float("inf")):
+        raise ValueError(f"concentration must be a finite number > 0, got {concentration!r}")
     rng = np.random.default_rng(seed)
     alphabet = "".join(chr(0x100 + i) for i in range(K))
     probs = rng.dirichlet(np.full(K, concentration), size=length)

@@ -71,8 +71,12 @@ def simulated_differentiation(
 
     if n_times < 3:
         raise ValueError(f"n_times must be >= 3, got {n_times}")
-    if n_cells_per_time < 2 or n_genes < 3 or not 1 <= n_pcs <= n_genes:
-        raise ValueError("need n_cells_per_time >= 2, n_genes >= 3 and 1 <= n_pcs <= n_genes")
+    if n_cells_per_time < 2:
+        raise ValueError(f"n_cells_per_time must be >= 2, got {n_cells_per_time}")
+    if n_genes < 3 or not 1 <= n_pcs <= n_genes:
+        raise ValueError(
+            f"need n_genes >= 3 and 1 <= n_pcs <= n_genes, got n_genes={n_genes}, n_pcs={n_pcs}"
+        )
     rng = np.random.default_rng(seed)
     n = n_cells_per_time * n_times
     dt = 0.01

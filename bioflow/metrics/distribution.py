@@ -29,8 +29,11 @@ def _as_weights(w: ArrayLike | None, n: int, name: str) -> np.ndarray:
     if w is None:
         return np.full(n, 1.0 / n)
     a = np.asarray(w.detach().cpu().numpy() if isinstance(w, torch.Tensor) else w, np.float64)
-    if a.shape != (n,) or (a < 0).any() or a.sum() <= 0:
-        raise ValueError(f"{name} must be {n} non-negative weights with a positive sum")
+    if a.shape != (n,) or not np.isfinite(a).all() or (a < 0).any() or a.sum() <= 0:
+        raise ValueError(
+            f"{name} must be {n} finite non-negative weights with a positive sum, got shape "
+            f"{a.shape}"
+        )
     return a / a.sum()
 
 
@@ -42,7 +45,18 @@ def _subsample(x: np.ndarray, w: np.ndarray, max_points: int | None, rng) -> tup
     return x[idx], w / w.sum()
 
 
+def check_max_points(max_points) -> None:
+    """Refuse a ``max_points`` that is not ``None`` or an integer >= 1."""
+    if max_points is None:
+        return
+    if isinstance(max_points, bool) or not isinstance(max_points, int | np.integer):
+        raise ValueError(f"max_points must be an integer >= 1 or None, got {max_points!r}")
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1 (or None for no subsampling), got {max_points}")
+
+
 def _pair(x, y, wx, wy, max_points, seed):
+    check_max_points(max_points)
     x, y = _as_points(x, "x"), _as_points(y, "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x has {x.shape[1]} features but y has {y.shape[1]}")
@@ -134,10 +148,13 @@ def mmd_rbf(
     >>> mmd_rbf(np.zeros((4, 2)), np.zeros((4, 2)))
     0.0
     """
+    gam = np.asarray(list(gammas) if not np.isscalar(gammas) else [gammas], dtype=np.float64)
+    if gam.size == 0 or not np.isfinite(gam).all() or (gam <= 0).any():
+        raise ValueError(f"gammas must be a non-empty list of finite numbers > 0, got {gammas!r}")
     x, y, wx, wy = _pair(x, y, x_weights, y_weights, max_points, seed)
     dxx, dyy, dxy = (ot.dist(a, b, metric="sqeuclidean") for a, b in ((x, x), (y, y), (x, y)))
     vals = []
-    for g in gammas:
+    for g in gam.tolist():
         kxx = wx @ np.exp(-g * dxx) @ wx
         kyy = wy @ np.exp(-g * dyy) @ wy
         kxy = wx @ np.exp(-g * dxy) @ wy

@@ -55,6 +55,8 @@ def marginal_kl(tokens: ArrayLike, probs: ArrayLike) -> float:
     a = _tokens(tokens, "tokens")
     if p.ndim != 2 or p.shape[0] != a.shape[1]:
         raise ValueError(f"probs must be (L={a.shape[1]}, K), got {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any() or not np.allclose(p.sum(1), 1.0, atol=1e-6):
+        raise ValueError("probs must be finite, non-negative, with rows summing to 1")
     q = letter_frequencies(a, p.shape[1])
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(q > 0, q * np.log(q / p), 0.0)
@@ -70,6 +72,8 @@ def kmer_spectrum(tokens: ArrayLike, n_letters: int, k: int = 3) -> np.ndarray:
     [0.0, 0.5, 0.0, 0.5]
     """
     a = _tokens(tokens, "tokens").astype(np.int64)
+    if a.min() < 0 or a.max() >= n_letters:
+        raise ValueError(f"tokens must lie in [0, {n_letters}), got [{a.min()}, {a.max()}]")
     if not 1 <= k <= a.shape[1]:
         raise ValueError(f"k must be in [1, L={a.shape[1]}], got {k}")
     if n_letters**k > 50_000_000:

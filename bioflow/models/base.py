@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
+#: marks a file written by ``FlowMatchingModule.save`` (weights only, no training state)
+CHECKPOINT_FORMAT = "bioflow-model"
 _MODEL_CLASSES: dict[str, type[FlowMatchingModule]] = {}
 
 
@@ -58,6 +61,14 @@ class FlowMatchingModule(L.LightningModule):
         self, lr: float = 1e-3, weight_decay: float = 0.0, lr_schedule: str = "constant"
     ) -> None:
         super().__init__()
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+        if not (
+            isinstance(weight_decay, int | float)
+            and math.isfinite(weight_decay)
+            and weight_decay >= 0
+        ):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
@@ -111,43 +122,86 @@ class FlowMatchingModule(L.LightningModule):
     def save(self, path: str | os.PathLike) -> None:
         """Write the model (hyper-parameters, weights, data description) to ``path``.
 
+        The file is written atomically (a temporary file beside ``path``, fsynced, then
+        renamed): a save killed midway leaves the previous file intact.  It loads with
+        :meth:`load` / :func:`load_model` and is accepted by ``bioflow predict|validate|test
+        --ckpt_path`` (it holds no optimiser state, so ``fit`` cannot resume from it).
+
+        Raises
+        ------
+        ValueError
+            If the folder of ``path`` does not exist or ``path`` is a folder.
+
         Examples
         --------
         >>> model.save("model.pt")  # doctest: +SKIP
         >>> model = type(model).load("model.pt")  # doctest: +SKIP
         """
-        torch.save(
-            {
-                "bioflow_model": type(self).__name__,
-                "hyper_parameters": dict(self.hparams),
-                "state_dict": self.state_dict(),
-            },
-            path,
-        )
+        from bioflow.core.files import atomic_open
+
+        ckpt = {
+            "format": CHECKPOINT_FORMAT,
+            "bioflow_model": type(self).__name__,
+            "hyper_parameters": _plain_hparams(self.hparams),
+            "state_dict": self.state_dict(),
+            "pytorch-lightning_version": L.__version__,
+        }
+        with atomic_open(path, "wb") as fh:
+            torch.save(ckpt, fh)
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu"):
-        """Load a model saved by :meth:`save` or a Lightning ``.ckpt`` of this class.
+        """Load a model saved by :meth:`save`, or a Lightning ``.ckpt`` (``bioflow fit``).
 
         Raises
         ------
         ValueError
-            If the file is unreadable (truncated, not a checkpoint) or holds another model.
+            If the file is unreadable (truncated, not a checkpoint, needs unpickling), holds
+            another model, or its weights do not fit its hyper-parameters.
         """
         ckpt = _read_checkpoint(path, map_location)
-        kind = ckpt.get("bioflow_model")
-        target = _MODEL_CLASSES.get(kind) if kind else None
+        hparams = dict(ckpt.get("hyper_parameters") or {})
+        # LightningCLI records how it built the model: drop those keys, keep the arguments
+        class_path = hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        kind = ckpt.get("bioflow_model") or (
+            str(class_path).rsplit(".", 1)[-1] if class_path else None
+        )
+        where = os.fspath(path)
+        if not kind:
+            raise ValueError(f"{where!r} is not a bioflow model checkpoint")
+        target = _MODEL_CLASSES.get(kind)
         if target is None:
-            raise ValueError(f"{os.fspath(path)!r} is not a bioflow model checkpoint")
+            raise ValueError(
+                f"{where!r} holds a {kind!r} model, which is not a bioflow model class "
+                f"(known: {sorted(_MODEL_CLASSES)})"
+            )
         if cls is not FlowMatchingModule and not issubclass(target, cls):
             raise ValueError(
-                f"{os.fspath(path)!r} holds a {kind} model; load it with {kind}.load(...) "
-                f"rather than {cls.__name__}.load(...)"
+                f"{where!r} holds a {kind} model; load it with {kind}.load(...) "
+                f"or bioflow.models.load_model(...) rather than {cls.__name__}.load(...)"
             )
-        model = target(**ckpt.get("hyper_parameters", {}))
-        model.load_state_dict(ckpt["state_dict"])
+        hparams = {k: v for k, v in hparams.items() if not str(k).startswith("_")}
+        try:
+            model = target(**hparams)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{where!r}: its hyper-parameters do not build a {kind}: {err}"
+            ) from err
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()
+            raise ValueError(
+                f"{where!r}: the weights do not match the {kind} its hyper-parameters "
+                f"describe ({first[1].strip() if len(first) > 1 else first[0]})"
+            ) from err
         model.eval()
         return model
+
+
+def _plain_hparams(hparams) -> dict:
+    return {k: v for k, v in dict(hparams).items() if not str(k).startswith("_")}
 
 
 def plain_spec(data_spec) -> dict | None:
@@ -187,16 +241,18 @@ def batch_generators(batch: Any, device: torch.device) -> tuple:
 def _read_checkpoint(path: str | os.PathLike, map_location) -> dict:
     if not os.path.exists(path):
         raise ValueError(f"no checkpoint at {os.fspath(path)!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{os.fspath(path)!r} is a directory, not a checkpoint file")
     # Never unpickle arbitrary objects: a checkpoint is data. Everything bioflow writes
     # (``model.save`` and Lightning's ``.ckpt``) loads with ``weights_only=True``; a file
     # that needs more is refused rather than given the chance to run code.
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if "global" not in str(err).lower():  # not a refused object: a damaged file
+        if "global" not in str(err).lower():  # not an object reference: damaged or foreign
             raise ValueError(
                 f"could not read checkpoint {os.fspath(path)!r} (truncated or not a torch "
-                f"checkpoint): {type(err).__name__}: {err}"
+                f"checkpoint): {str(err).splitlines()[0][:200]}"
             ) from err
         raise ValueError(
             f"refusing to load {os.fspath(path)!r}: it holds Python objects that only an "

@@ -56,6 +56,8 @@ def cfm_components(
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
     sigma = _DEFAULT_SIGMA[method] if sigma is None else float(sigma)
+    if not (sigma >= 0 and sigma < float("inf")):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if method == "sb-cfm":
         reg = 2 * sigma**2 if sinkhorn_reg is None else sinkhorn_reg
         return BrownianBridgePath(sigma), SinkhornCoupling(reg=reg)
@@ -203,7 +205,7 @@ class CellFlowMatching(FlowMatchingModule):
             x,
             list(times),
             method=method or self.solver,
-            steps=steps or self.solver_steps,
+            steps=self.solver_steps if steps is None else steps,
             return_path=return_path,
         )
 

@@ -296,7 +296,9 @@ class MetaFlowMatching(FlowMatchingModule):
         pop = None if population is None else torch.tensor([population])
         cnd = None if condition is None else torch.tensor([condition])
         cvec = self.condition_vector(1, cells=cells, condition=cnd, population=pop)
-        steps = steps or self.solver_steps
+        steps = self.solver_steps if steps is None else steps
+        if isinstance(steps, bool) or not hasattr(steps, "__index__") or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
 
         def velocity(t, x):
             return self.net(t, x, None if cvec is None else cvec.expand(x.shape[0], -1))

@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from bioflow.pl._utils import finish, get_axes
+from bioflow._docs import share_docs
+from bioflow.pl._utils import finish
 
 
 def _coords(adata, use_rep: str | None, dims: tuple[int, int]) -> np.ndarray:
@@ -18,6 +19,7 @@ def _coords(adata, use_rep: str | None, dims: tuple[int, int]) -> np.ndarray:
     return x[:, list(dims)]
 
 
+@share_docs
 def populations(
     adata,
     prediction,
@@ -49,13 +51,12 @@ def populations(
         Marker size.
     ax
         A sequence of three axes to draw on (default: a new 1 x 3 figure).
-    show, save
-        Show the figure / save it to this path.
+    {plot_show_save}
 
     Returns
     -------
-    numpy.ndarray
-        The three axes, shape ``(3,)``.
+    numpy.ndarray or None
+        The three axes, shape ``(3,)``, when ``show`` is false, else ``None``.
 
     Examples
     --------
@@ -75,10 +76,8 @@ def populations(
     if use_rep is None and len(prediction.obsm):
         use_rep = next(iter(prediction.obsm))
     if ax is None:
-        get_axes(None)  # selects a non-interactive backend when needed
         import matplotlib.pyplot as plt
 
-        plt.close(plt.gcf())
         _, ax = plt.subplots(1, 3, figsize=(12, 4), sharex=True, sharey=True)
     axes = np.asarray(ax).ravel()
     if axes.size != 3:
@@ -93,6 +92,7 @@ def populations(
         xy = _coords(data, use_rep, dims)
         a.scatter(xy[:, 0], xy[:, 1], s=point_size, c=color, alpha=0.6, linewidths=0)
         a.set_title(title)
+        a.set_xlabel(f"{use_rep or 'X'} {dims[0] + 1}")
+        a.set_ylabel(f"{use_rep or 'X'} {dims[1] + 1}")
         a.set_aspect("equal", adjustable="box")
-    finish(axes[0], show, save)
-    return axes
+    return finish(axes, show, save)

@@ -7,10 +7,12 @@ the parameters used are recorded in ``adata.uns["bioflow"][key_added]``.
 from bioflow.tl.dynamics import evaluate_holdout, fit_dynamics, predict_cells, trajectories
 from bioflow.tl.meta import evaluate_populations, fit_meta_flow, predict_population
 from bioflow.tl.sequence import fit_sequence_classifier, fit_sequence_flow, sample_sequences
+from bioflow.tl.velocity import fate_probabilities, velocity, velocity_embedding
 
 __all__ = [
     "evaluate_holdout",
     "evaluate_populations",
+    "fate_probabilities",
     "fit_dynamics",
     "fit_meta_flow",
     "fit_sequence_classifier",
@@ -19,4 +21,6 @@ __all__ = [
     "predict_population",
     "sample_sequences",
     "trajectories",
+    "velocity",
+    "velocity_embedding",
 ]

@@ -2,24 +2,75 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ProgressBar
+
+from bioflow.tl._progress import FitProgressBar, HistoryRecorder, history_frame, quiet_fit
 
 
-def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
+def check_validation(validation_fraction: float, early_stopping: bool | int) -> int:
+    """Validate the ``validation_fraction`` / ``early_stopping`` pair of a ``tl.fit_*``.
+
+    Returns
+    -------
+    int
+        Early-stopping patience in validations (0: no early stopping).
+    """
+    if not 0.0 <= float(validation_fraction) < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if isinstance(early_stopping, bool):
+        patience = 3 if early_stopping else 0
+    elif isinstance(early_stopping, int) and early_stopping >= 1:
+        patience = early_stopping
+    else:
+        raise ValueError(
+            f"early_stopping must be True/False or a patience >= 1, got {early_stopping!r}"
+        )
+    if patience and validation_fraction == 0:
+        raise ValueError(
+            "early_stopping needs held-out data: pass validation_fraction > 0 (e.g. 0.1)"
+        )
+    return patience
+
+
+def make_trainer(
+    max_steps: int,
+    seed: int,
+    *,
+    validate: bool = False,
+    monitor: str = "val/loss",
+    patience: int = 0,
+    history_every: int = 10,
+    **trainer_kwargs: Any,
+) -> L.Trainer:
     """A Lightning Trainer with quiet defaults for interactive fitting.
 
-    ``trainer_kwargs`` override the defaults (no logger, no checkpoints, no validation,
-    one CPU or GPU device, a progress bar).
+    ``trainer_kwargs`` override the defaults (no logger, no checkpoints, one CPU or GPU
+    device, one progress bar over the whole fit).  With ``validate`` the validation loop
+    runs every epoch of the data stream; ``patience > 0`` adds early stopping on
+    ``monitor``.  The trainer carries a :class:`~bioflow.tl._progress.HistoryRecorder`
+    as ``trainer.bioflow_history``; :func:`run_fit` turns it into ``model.history``.
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    L.seed_everything(seed, workers=True, verbose=False)
+    callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
+    history = HistoryRecorder(history_every)
+    callbacks.append(history)
+    show_bar = trainer_kwargs.get("enable_progress_bar", True)
+    if show_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(FitProgressBar())
+    if patience:
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor, patience=patience, mode="min", check_on_train_epoch_end=False
+            )
+        )
     defaults: dict[str, Any] = dict(
         max_steps=max_steps,
         max_epochs=-1,
@@ -29,20 +80,17 @@ def make_trainer(max_steps: int, seed: int, **trainer_kwargs: Any) -> L.Trainer:
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=True,
-        limit_val_batches=0,
         num_sanity_val_steps=0,
+        callbacks=callbacks,
     )
+    if not validate:
+        defaults["limit_val_batches"] = 0
     defaults.update(trainer_kwargs)
-    for name in (
-        "lightning.pytorch.utilities.rank_zero",
-        "lightning.pytorch.accelerators.cuda",
-        "lightning.fabric.utilities.seed",
-    ):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
-    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
-    return L.Trainer(**defaults)
+    with quiet_fit():
+        L.seed_everything(seed, workers=True, verbose=False)
+        trainer = L.Trainer(**defaults)
+    trainer.bioflow_history = history
+    return trainer
 
 
 M = TypeVar("M", bound=L.LightningModule)
@@ -55,13 +103,17 @@ def fit_model(
     max_steps: int,
     seed: int,
     trainer_kwargs: dict | None = None,
+    validate: bool = False,
+    monitor: str = "val/loss",
+    patience: int = 0,
 ) -> M:
     """The fit recipe of every ``tl.fit_*``: trainer, seed, build, connect, fit.
 
     Builds the quiet trainer of :func:`make_trainer` (which seeds everything with
-    ``seed``), builds the model with ``build()`` under ``torch.manual_seed(seed)``
-    without disturbing the caller's random state, wires it to ``datamodule`` with
-    :func:`connect`, fits it and returns it in eval mode.
+    ``seed``; one progress bar over the fit), builds the model with ``build()`` under
+    ``torch.manual_seed(seed)`` without disturbing the caller's random state, wires it to
+    ``datamodule`` with :func:`connect`, fits it (Lightning's chatter scoped to the call)
+    and returns it in eval mode with ``model.history``.
 
     Parameters
     ----------
@@ -75,20 +127,30 @@ def fit_model(
         Seed of the trainer, the initialisation and the batches.
     trainer_kwargs
         Overrides of the trainer defaults (``accelerator``, ``logger``, ...).
+    validate
+        Run the DataModule's validation every epoch of its stream.
+    monitor, patience
+        Early stopping on ``monitor`` after ``patience`` validations without improvement
+        (``patience=0``: none).
 
     Returns
     -------
     lightning.LightningModule
-        The fitted model, in eval mode.
+        The fitted model, in eval mode; ``model.history`` is a :class:`pandas.DataFrame`
+        of the training loss and validation metrics by step.
     """
-    trainer = make_trainer(max_steps, seed, **dict(trainer_kwargs or {}))
+    trainer = make_trainer(
+        max_steps,
+        seed,
+        validate=validate,
+        monitor=monitor,
+        patience=patience,
+        **dict(trainer_kwargs or {}),
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = build()
-    connect(model, datamodule)
-    trainer.fit(model, datamodule=datamodule)
-    model.eval()
-    return model
+    return run_fit(trainer, model, datamodule)
 
 
 def connect(model, datamodule) -> None:
@@ -113,6 +175,22 @@ def connect(model, datamodule) -> None:
         and getattr(datamodule, "num_workers", 0) > 0
     ):
         datamodule.set_coupling(coupling)
+
+
+def run_fit(trainer: L.Trainer, model, datamodule):
+    """``trainer.fit`` with Lightning's chatter scoped to the call; sets ``model.history``.
+
+    ``model.history`` is a :class:`pandas.DataFrame` indexed by step with the training
+    loss (every few steps) and the validation metrics (``val/...``) when validation ran.
+    The model is returned in eval mode.
+    """
+    connect(model, datamodule)
+    with quiet_fit():
+        trainer.fit(model, datamodule=datamodule)
+    rec = getattr(trainer, "bioflow_history", None)
+    model.history = history_frame(rec.rows if rec is not None else [])
+    model.eval()
+    return model
 
 
 def record(adata, key_added: str, params: dict) -> None:

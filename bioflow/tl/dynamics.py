@@ -9,12 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bioflow._docs import share_docs
 from bioflow.core.couplings.mccann import mccann_interpolant
-from bioflow.data.anndata import cells_to_anndata, match_labels, read_representation
-from bioflow.data.cells import CellDynamicsDataModule
+from bioflow.data.anndata import match_labels, read_representation
+from bioflow.data.cells import CellDynamicsDataModule, split_series
+from bioflow.data.embedding import knn_map
 from bioflow.data.timecourse import CellTimeSeries, TimeSpec, read_time_series
 from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
-from bioflow.tl._train import fit_model, record
+from bioflow.tl._predicted import embedding_keys, predicted_anndata
+from bioflow.tl._train import check_validation, fit_model, record
 
 
 def _fit_series(
@@ -27,10 +30,29 @@ def _fit_series(
     num_workers: int,
     model_kwargs: dict,
     trainer_kwargs: dict,
+    validation_fraction: float = 0.0,
+    early_stopping: bool | int = False,
 ) -> CellFlowMatching:
     if method not in CFM_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {CFM_METHODS}")
-    dm = CellDynamicsDataModule(series, batch_size=batch_size, num_workers=num_workers, seed=seed)
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or (batch_size < 1)
+    ):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, int | np.integer)
+        or (max_steps < 1)
+    ):
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    patience = check_validation(validation_fraction, early_stopping)
+    train, val = series, None
+    if validation_fraction > 0:
+        train, val = split_series(series, validation_fraction, seed)
+    dm = CellDynamicsDataModule(train, batch_size=batch_size, num_workers=num_workers, seed=seed)
+    dm.val_series = val
     values = series.spec.values
     span = max(values) - min(values)
     kwargs = dict(time_max_period=max(2.0 * span, 1.0))
@@ -43,6 +65,9 @@ def _fit_series(
         max_steps=max_steps,
         seed=seed,
         trainer_kwargs=trainer_kwargs,
+        validate=val is not None,
+        monitor="val/w1",
+        patience=patience,
     )
 
 
@@ -53,10 +78,13 @@ def fit_dynamics(
     use_rep: str | None = None,
     method: str = "ot-cfm",
     exclude_times: Sequence = (),
+    time_bins: int | Sequence[float] | None = None,
     max_steps: int = 2000,
     batch_size: int = 256,
     seed: int = 0,
     num_workers: int = 0,
+    validation_fraction: float = 0.0,
+    early_stopping: bool | int = False,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
 ) -> CellFlowMatching:
@@ -74,6 +102,11 @@ def fit_dynamics(
         ``"ot-cfm"`` (exact minibatch OT), ``"i-cfm"``, ``"sb-cfm"`` or ``"w-cfm"``.
     exclude_times
         Time labels left out of training (e.g. for leave-one-timepoint-out).
+    time_bins
+        Cut a continuous ``time_key`` (a pseudotime; more than 20 distinct values is
+        refused without it) into time points: a number of bins holding equal numbers of
+        cells, or the bin edges.  The time labels are then the bin numbers ``0, 1, ...``
+        and each bin sits at the mean time of its cells.
     max_steps
         Optimiser steps.
     batch_size
@@ -82,6 +115,13 @@ def fit_dynamics(
         Seed of initialisation and sampling.
     num_workers
         Data-loader workers; the coupling then runs inside them.
+    validation_fraction
+        Share of each time's cells held out of training; every 100 steps their push to
+        the next time is compared with the held-out cells there (``val/w1`` in
+        ``model.history``).
+    early_stopping
+        Stop when ``val/w1`` has not improved for this many validations (``True``: 3);
+        needs ``validation_fraction > 0``.
     model_kwargs
         Extra arguments of :class:`~bioflow.models.CellFlowMatching` (``sigma``,
         ``hidden``, ``lr``, ...).
@@ -92,14 +132,15 @@ def fit_dynamics(
     Returns
     -------
     CellFlowMatching
-        The fitted model, in eval mode.
+        The fitted model, in eval mode; ``model.history`` is a :class:`pandas.DataFrame`
+        of the training loss (and validation metrics) by step.
 
     Raises
     ------
     ValueError
         Before any training, for a missing ``time_key`` or ``use_rep``, fewer than two
-        times, NaN/inf values, an unknown ``exclude_times`` value or a time column that is
-        neither numeric nor ordered.
+        times, NaN/inf values, an unknown ``exclude_times`` value, a time column that is
+        neither numeric nor ordered, or a continuous time without ``time_bins``.
 
     Examples
     --------
@@ -107,10 +148,10 @@ def fit_dynamics(
     >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=100)
     >>> model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca",
     ...                                 max_steps=20, enable_progress_bar=False)
-    >>> model.method
-    'ot-cfm'
+    >>> model.method, list(model.history.columns)
+    ('ot-cfm', ['train_loss'])
     """
-    series = read_time_series(adata, time_key, use_rep, exclude_times)
+    series = read_time_series(adata, time_key, use_rep, exclude_times, time_bins)
     return _fit_series(
         series,
         method=method,
@@ -120,7 +161,30 @@ def fit_dynamics(
         num_workers=num_workers,
         model_kwargs=dict(model_kwargs or {}),
         trainer_kwargs=trainer_kwargs,
+        validation_fraction=validation_fraction,
+        early_stopping=early_stopping,
     )
+
+
+def _check_model(model, fn: str) -> None:
+    if not isinstance(model, CellFlowMatching):
+        raise ValueError(
+            f"{fn} needs a CellFlowMatching model (from bioflow.tl.fit_dynamics), got a "
+            f"{type(model).__name__}"
+        )
+
+
+def _check_solver_args(steps, batch_size) -> None:
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1
+    ):
+        raise ValueError(f"steps must be an integer >= 1 (or None for the model's), got {steps!r}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or (batch_size < 1)
+    ):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
 
 def _spec_of(model: CellFlowMatching) -> tuple[TimeSpec, dict]:
@@ -133,16 +197,37 @@ def _spec_of(model: CellFlowMatching) -> tuple[TimeSpec, dict]:
     return TimeSpec.from_dict(spec["time"]), spec
 
 
-def _cells_at(adata, key: str, label: Any) -> np.ndarray:
+def _cells_at(adata, key: str, label: Any, tspec: TimeSpec | None = None) -> np.ndarray:
     if key not in adata.obs:
         raise ValueError(f"time_key {key!r} (from the model) is not a column of adata.obs")
     col = adata.obs[key]
+    if tspec is not None and tspec.kind == "binned":
+        k = tspec.labels.index(label) if label in tspec.labels else None
+        if k is None:
+            raise ValueError(f"time {label!r} is not a bin of {key!r}: {tspec.labels}")
+        rows = np.flatnonzero(tspec.index_of(col.to_numpy()) == k)
+        if len(rows) == 0:
+            raise ValueError(f"no cells of adata.obs[{key!r}] fall in time bin {label}")
+        return rows
     mask = match_labels(col, label)
     if not mask.any():
         raise ValueError(
             f"no cells with adata.obs[{key!r}] == {label!r}; present: {list(pd.unique(col))}"
         )
     return np.flatnonzero(mask)
+
+
+def _cell_times(adata, tspec: TimeSpec) -> np.ndarray:
+    """Each cell's time on the model's clock, ``(n_obs,)``."""
+    if tspec.key not in adata.obs:
+        raise ValueError(f"time_key {tspec.key!r} (from the model) is not a column of adata.obs")
+    col = adata.obs[tspec.key].to_numpy()
+    if tspec.kind == "binned":
+        idx = tspec.index_of(col)
+        if (idx < 0).any():
+            raise ValueError(f"adata.obs[{tspec.key!r}] has times outside the model's bins")
+        return np.asarray(tspec.values)[idx]
+    return np.array([tspec.value_of(v) for v in col])
 
 
 def _read_model_rep(model, adata, rows=None) -> np.ndarray:
@@ -169,9 +254,17 @@ def _push_batched(
             return_path=return_path,
         )
         outs.append(out.cpu().numpy())
-    return np.concatenate(outs, axis=1 if return_path else 0)
+    out = np.concatenate(outs, axis=1 if return_path else 0)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"the flow diverged (NaN/inf cells) integrating through times "
+            f"{[float(t) for t in times]}; is a target time far outside the times the model "
+            "was trained on, or the solver step too coarse (raise steps=)?"
+        )
+    return out
 
 
+@share_docs
 def predict_cells(
     model: CellFlowMatching,
     adata,
@@ -195,30 +288,45 @@ def predict_cells(
     target_time
         A time label known to the model, or a number on its clock; earlier times integrate
         backwards.
-    method, steps
-        ODE solver and steps (default: the model's).
-    batch_size
-        Cells integrated at once.
+    {solver_settings}
 
     Returns
     -------
     anndata.AnnData
-        One predicted cell per source cell: coordinates in ``.obsm[use_rep]`` (in ``.X``
-        when the model was fitted on ``X``), ``.obs`` copied from the source cells with
-        ``.obs[time_key]`` set to ``target_time`` and ``.obs["bioflow_source_time"]``.
+        One predicted cell per source cell, ready for ``sc.pl.*``, ``anndata.concat`` and
+        ``sc.tl.ingest``:
+
+        - ``.X``: genes.  For a model fitted on ``.X`` these are its predictions; for one
+          fitted on the PCA of ``.X`` (``sc.pp.pca``: ``.obsm["X_pca"]`` with loadings in
+          ``.varm["PCs"]``) they are *reconstructed* as ``mean + X_pca @ PCs.T`` (see
+          :class:`~bioflow.data.embedding.PCADecoder`: genes outside the PCA keep their
+          mean).  Otherwise ``.X`` is empty and a warning says how to get genes.
+        - ``.obsm[use_rep]``: the predictions in the model's space; every embedding of
+          ``adata`` (``X_umap``, ``X_tsne``, ``X_draw_graph_*``...) holds the predicted
+          cells placed by k-nearest-neighbour regression from the model space onto it
+          (:func:`~bioflow.data.embedding.knn_map`, 15 neighbours).
+        - ``.var`` copied from ``adata``; ``.obs`` copied from the source cells with
+          ``.obs[time_key]`` set to ``target_time``, ``.obs["bioflow_source_time"]`` and
+          ``.obs["bioflow_source_cell"]``; names are the source names plus
+          ``"-pred<target_time>"``, so they are unique next to ``adata``.
 
     Examples
     --------
-    >>> import bioflow
+    >>> import bioflow, scanpy as sc
     >>> adata = bioflow.datasets.simulated_differentiation(n_cells_per_time=50)
+    >>> sc.pp.pca(adata, n_comps=10)
     >>> model = bioflow.tl.fit_dynamics(adata, time_key="time", use_rep="X_pca",
     ...                                 max_steps=5, enable_progress_bar=False)
     >>> pred = bioflow.tl.predict_cells(model, adata, source_time=1.0, target_time=2.0)
-    >>> pred.obsm["X_pca"].shape, float(pred.obs["time"].iloc[0])
-    ((50, 10), 2.0)
+    >>> pred.shape, pred.obsm["X_pca"].shape, float(pred.obs["time"].iloc[0])
+    ((50, 50), (50, 10), 2.0)
+    >>> pred.obs_names[0]
+    'cell50-pred2.0'
     """
+    _check_model(model, "predict_cells")
+    _check_solver_args(steps, batch_size)
     tspec, spec = _spec_of(model)
-    rows = _cells_at(adata, tspec.key, source_time)
+    rows = _cells_at(adata, tspec.key, source_time, tspec)
     t0, t1 = tspec.value_of(source_time), tspec.value_of(target_time)
     x = _read_model_rep(model, adata, rows)
     pred = x if t0 == t1 else _push_batched(model, x, [t0, t1], method, steps, batch_size)
@@ -228,9 +336,20 @@ def predict_cells(
         obs[tspec.key] = pd.Categorical(
             [target_time] * len(rows), categories=tspec.labels, ordered=True
         )
+    elif tspec.kind == "binned":
+        obs[tspec.key] = t1
     else:
         obs[tspec.key] = target_time
-    out = cells_to_anndata(pred, obs, spec["use_rep"], spec["var_names"])
+    out = predicted_anndata(
+        adata,
+        rows,
+        pred,
+        obs,
+        use_rep=spec["use_rep"],
+        var_names=spec["var_names"],
+        suffix=f"-pred{target_time}",
+        tool="predict_cells",
+    )
     record(
         out,
         "predict_cells",
@@ -238,24 +357,34 @@ def predict_cells(
             "source_time": source_time,
             "target_time": target_time,
             "method": method or model.solver,
-            "steps": steps or model.solver_steps,
+            "steps": model.solver_steps if steps is None else steps,
         },
     )
     return out
 
 
+@share_docs
 def trajectories(
     model: CellFlowMatching,
     adata,
     *,
     times: Sequence,
     key_added: str = "bioflow_trajectory",
+    basis: str | Sequence[str] | None = None,
+    n_neighbors: int = 15,
     method: str | None = None,
     steps: int | None = None,
     batch_size: int = 8192,
     copy: bool = False,
 ):
     """Integrate every cell from its own observed time through ``times``.
+
+    The paths live in the model's space (e.g. PCA).  To draw them on a 2-D embedding of
+    the observed cells (UMAP, t-SNE, force-directed...), every path point is placed on the
+    embedding by k-nearest-neighbour regression: the inverse-distance weighted mean of the
+    embedding coordinates of its ``n_neighbors`` nearest observed cells in the model space
+    (:func:`~bioflow.data.embedding.knn_map`).  Points between cells land between them;
+    nothing is extrapolated beyond the observed cells.
 
     Parameters
     ----------
@@ -269,8 +398,14 @@ def trajectories(
     key_added
         ``adata.obsm[key_added]`` receives an array of shape ``(n_obs, len(times), d)``;
         parameters go to ``adata.uns["bioflow"][key_added]``.
-    method, steps, batch_size
-        ODE solver settings.
+    basis
+        Embeddings (keys of ``.obsm`` such as ``"X_umap"``, or ``"umap"``) to map the paths
+        onto; each gets ``adata.obsm[f"{key_added}_{name}"]`` of shape
+        ``(n_obs, len(times), 2)`` (``name`` without ``"X_"``).  Default: every
+        embedding present (``X_umap``, ``X_tsne``, ``X_draw_graph_*``...).
+    n_neighbors
+        Observed cells averaged to place a path point on an embedding.
+    {solver_settings}
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -291,15 +426,23 @@ def trajectories(
     (250, 5, 10)
     >>> adata.uns["bioflow"]["bioflow_trajectory"]["times"]
     [0, 1, 2, 3, 4]
+    >>> adata.obsm["X_umap"] = adata.obsm["X_latent"][:, :2]  # any 2-D embedding (sc.tl.umap)
+    >>> bioflow.tl.trajectories(model, adata, times=[0, 4], basis="X_umap")
+    >>> adata.obsm["bioflow_trajectory_umap"].shape
+    (250, 2, 2)
     """
+    _check_model(model, "trajectories")
+    _check_solver_args(steps, batch_size)
     tspec, spec = _spec_of(model)
+    if isinstance(times, str | bytes) or not hasattr(times, "__len__"):
+        raise ValueError(f"times must be a list of time labels or numbers, got {times!r}")
     if len(times) == 0:
         raise ValueError("`times` is empty")
     targets = np.array([tspec.value_of(t) for t in times], dtype=np.float64)
     if tspec.key not in adata.obs:
         raise ValueError(f"time_key {tspec.key!r} (from the model) is not a column of adata.obs")
     x = _read_model_rep(model, adata)
-    starts = np.array([tspec.value_of(v) for v in adata.obs[tspec.key].to_numpy()])
+    starts = _cell_times(adata, tspec)
     out = np.empty((x.shape[0], len(times), x.shape[1]), dtype=np.float32)
     for t_c in np.unique(starts):
         rows = np.flatnonzero(starts == t_c)
@@ -317,21 +460,45 @@ def trajectories(
             out[rows[:, None], order[None, :]] = path[1:].transpose(1, 0, 2)
         same = np.flatnonzero(targets == t_c)
         out[rows[:, None], same[None, :]] = xc[:, None, :]
+    bases = _resolve_bases(adata, basis, spec["use_rep"])
+    mapped = {b: knn_map(x, np.asarray(adata.obsm[b]), out, k=n_neighbors) for b in bases}
     target = adata.copy() if copy else adata
     target.obsm[key_added] = out
+    for b, pts in mapped.items():
+        target.obsm[f"{key_added}_{_short(b)}"] = pts.astype(np.float32)
     record(
         target,
         key_added,
         {
+            "bases": list(bases),
+            "n_neighbors": n_neighbors,
             "times": list(times),
             "time_values": targets.tolist(),
             "time_key": tspec.key,
             "use_rep": spec["use_rep"],
             "method": method or model.solver,
-            "steps": steps or model.solver_steps,
+            "steps": model.solver_steps if steps is None else steps,
         },
     )
     return target if copy else None
+
+
+def _short(basis: str) -> str:
+    return basis[2:] if basis.startswith("X_") else basis
+
+
+def _resolve_bases(adata, basis, use_rep) -> list[str]:
+    if basis is None:
+        return embedding_keys(adata, use_rep)
+    out = []
+    for b in [basis] if isinstance(basis, str) else list(basis):
+        key = b if b in adata.obsm else f"X_{b}"
+        if key not in adata.obsm:
+            raise ValueError(f"basis {b!r} is not a key of adata.obsm: {list(adata.obsm)}")
+        if key == use_rep:
+            continue
+        out.append(key)
+    return out
 
 
 def evaluate_holdout(
@@ -389,8 +556,14 @@ def evaluate_holdout(
     ['no-motion', 'mccann', 'ot-cfm']
     """
     from bioflow.metrics import compare_distributions
+    from bioflow.metrics.distribution import check_max_points
 
-    series = read_time_series(adata, time_key, use_rep)
+    check_max_points(max_points)
+    if isinstance(methods, str):
+        methods = (methods,)
+    if methods and len(seeds) == 0:
+        raise ValueError("seeds is empty: give at least one seed per method (e.g. seeds=(0,))")
+    series = read_time_series(adata, time_key, use_rep, time_bins=fit_kwargs.pop("time_bins", None))
     labels, values = series.spec.labels, series.spec.values
     if len(labels) < 3:
         raise ValueError(
@@ -415,6 +588,18 @@ def evaluate_holdout(
         k: fit_kwargs.pop(k) for k in ("max_steps", "batch_size", "num_workers") if k in fit_kwargs
     }
     model_kwargs = dict(fit_kwargs.pop("model_kwargs", None) or {})
+    validation = {
+        k: fit_kwargs.pop(k) for k in ("validation_fraction", "early_stopping") if k in fit_kwargs
+    }
+    show_bar = fit_kwargs.get("enable_progress_bar", True)
+    fit_kwargs["enable_progress_bar"] = False  # one bar over all fits instead
+    bar = None
+    if show_bar and methods and seeds:
+        from bioflow.tl._progress import progress_bar
+
+        bar = progress_bar(
+            total=len(interior) * len(methods) * len(seeds), desc="evaluate_holdout", unit="fit"
+        )
     rows = []
     for k in interior:
         x_prev, x_true = series.x[series.cells_at(k - 1)], series.x[series.cells_at(k)]
@@ -449,8 +634,14 @@ def evaluate_holdout(
                     num_workers=fit_args.get("num_workers", 0),
                     model_kwargs=model_kwargs,
                     trainer_kwargs=dict(fit_kwargs),
+                    **validation,
                 )
                 pred = _push_batched(model, x_prev, [values[k - 1], values[k]], None, None, 8192)
                 m = compare_distributions(pred, x_true, max_points=max_points, seed=seed)
                 rows.append({"held_out": labels[k], "method": method, "seed": seed, **m})
+                if bar is not None:
+                    bar.set_postfix(held_out=labels[k], method=method, w1=f"{m['w1']:.3f}")
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
     return pd.DataFrame(rows, columns=["held_out", "method", "seed", "w1", "w2", "mmd"])

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioflow.data.anndata import cells_to_anndata, match_labels, read_representation
+from bioflow.data.anndata import match_labels, read_representation
 from bioflow.data.populations import PopulationDataModule, read_populations
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
-from bioflow.tl._train import fit_model, record
+from bioflow.tl._predicted import predicted_anndata
+from bioflow.tl._train import check_validation, fit_model, record
 
 
 def fit_meta_flow(
@@ -30,6 +31,8 @@ def fit_meta_flow(
     cells_per_population: int = 256,
     seed: int = 0,
     num_workers: int = 0,
+    validation_fraction: float = 0.0,
+    early_stopping: bool | int = False,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
 ) -> MetaFlowMatching:
@@ -62,6 +65,12 @@ def fit_meta_flow(
         Seed of initialisation and sampling.
     num_workers
         Data-loader workers.
+    validation_fraction
+        Share of the training populations (at least one) held out of training and
+        predicted every 100 steps (``val/w1``, ``val/mmd`` in ``model.history``).
+    early_stopping
+        Stop when ``val/w1`` has not improved for this many validations (``True``: 3);
+        needs ``validation_fraction > 0``.
     model_kwargs
         Extra arguments of :class:`~bioflow.models.MetaFlowMatching` (``k``,
         ``embed_dim``, ``width``, ``lr``, ...).
@@ -93,8 +102,20 @@ def fit_meta_flow(
     """
     if method not in META_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
+    patience = check_validation(validation_fraction, early_stopping)
     kwargs = dict(model_kwargs or {})
     k = kwargs.get("k", 50)
+    val_pops: list[str] = []
+    if validation_fraction > 0 and population_key in adata.obs:
+        excluded = {str(p) for p in exclude_populations}
+        pops = [p for p in pd.unique(adata.obs[population_key].astype(str)) if p not in excluded]
+        n_val = max(1, int(round(validation_fraction * len(pops))))
+        if n_val >= len(pops):
+            raise ValueError(
+                f"validation_fraction={validation_fraction} leaves no training population "
+                f"({len(pops)} available)"
+            )
+        val_pops = sorted(np.random.default_rng(seed).choice(pops, n_val, replace=False))
     dm = PopulationDataModule(
         adata,
         population_key=population_key,
@@ -102,7 +123,7 @@ def fit_meta_flow(
         source_value=source_value,
         condition_key=condition_key,
         use_rep=use_rep,
-        exclude_populations=exclude_populations,
+        exclude_populations=[*exclude_populations, *val_pops],
         min_source_cells=k + 1 if method == "mfm" else 1,
         populations_per_step=populations_per_step,
         cells_per_population=cells_per_population,
@@ -111,6 +132,8 @@ def fit_meta_flow(
         seed=seed,
     )
     pset = dm.pset
+    if val_pops:
+        dm.val_problems = [pr for pr in pset.held_out if pr.population in set(val_pops)]
     return fit_model(
         lambda: MetaFlowMatching(
             dim=pset.dim,
@@ -124,10 +147,18 @@ def fit_meta_flow(
         max_steps=max_steps,
         seed=seed,
         trainer_kwargs=trainer_kwargs,
+        validate=bool(val_pops),
+        monitor="val/w1",
+        patience=patience,
     )
 
 
-def _spec(model: MetaFlowMatching) -> dict:
+def _spec(model: MetaFlowMatching, fn: str = "this tool") -> dict:
+    if not isinstance(model, MetaFlowMatching):
+        raise ValueError(
+            f"{fn} needs a MetaFlowMatching model (from bioflow.tl.fit_meta_flow), got a "
+            f"{type(model).__name__}"
+        )
     spec = getattr(model, "data_spec", None)
     if not spec:
         raise ValueError(
@@ -206,9 +237,15 @@ def predict_population(
     Returns
     -------
     anndata.AnnData
-        One predicted cell per initial cell: coordinates in ``.obsm[use_rep]`` (or ``.X``),
-        ``.obs`` copied from the initial cells, ``.obs[condition_key]`` set to
-        ``condition`` and ``.obs["bioflow_predicted"] = True``.
+        One predicted cell per initial cell: ``.obsm[use_rep]`` holds the predictions,
+        ``.X`` the genes (the model's own features when fitted on ``.X``; a PCA
+        reconstruction ``mean + X_pca @ PCs.T`` when ``use_rep`` is the PCA of ``.X`` made
+        by ``sc.pp.pca``; empty, with a warning saying how to get genes, otherwise), ``.var``
+        copied, embeddings of ``adata`` (``X_umap``...) with the predicted cells placed by
+        nearest-neighbour regression, ``.obs`` copied from the initial cells with
+        ``.obs[condition_key]`` set to ``condition``, ``.obs["bioflow_predicted"] = True``
+        and names suffixed ``"-pred"`` (unique next to ``adata``).  See
+        :func:`predict_cells`.
 
     Raises
     ------
@@ -228,7 +265,7 @@ def predict_population(
     >>> pred.obsm["X_coords"].shape
     (60, 2)
     """
-    spec = _spec(model)
+    spec = _spec(model, "predict_population")
     cidx = _condition_index(spec, condition)
     src_key = spec["source_key"]
     if src_key in adata.obs:
@@ -256,7 +293,17 @@ def predict_population(
     if spec["condition_key"] is not None and cidx is not None:
         obs[spec["condition_key"]] = spec["conditions"][cidx]
     obs["bioflow_predicted"] = True
-    out = cells_to_anndata(pred, obs, spec["use_rep"], spec["var_names"])
+    src = adata[rows] if len(rows) != adata.n_obs else adata
+    out = predicted_anndata(
+        src,
+        np.arange(len(rows)),
+        pred,
+        obs,
+        use_rep=spec["use_rep"],
+        var_names=spec["var_names"],
+        suffix="-pred",
+        tool="predict_population",
+    )
     record(
         out,
         "predict_population",
@@ -317,8 +364,12 @@ def evaluate_populations(
      ['mean', 'mfm'], ['mean', 'no-motion']]
     """
     from bioflow.metrics import compare_distributions
+    from bioflow.metrics.distribution import check_max_points
 
-    spec = _spec(model)
+    spec = _spec(model, "evaluate_populations")
+    check_max_points(max_points)
+    if isinstance(populations, str):
+        populations = [populations]
     if len(populations) == 0:
         raise ValueError("`populations` is empty")
     pset = read_populations(

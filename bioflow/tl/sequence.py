@@ -12,7 +12,7 @@ import torch
 from bioflow.data.sequences import SequenceDataModule, load_sequences, resolve_alphabet
 from bioflow.models.discrete import DiscreteFlow
 from bioflow.models.sequence import SEQUENCE_OBJECTIVES, SequenceFlow, SequencePredictor
-from bioflow.tl._train import fit_model
+from bioflow.tl._train import check_validation, fit_model
 
 #: training methods of :func:`fit_sequence_flow`, the default first
 SEQUENCE_METHODS = ("dfm-masked", "dfm-uniform", "gsfm")
@@ -27,6 +27,8 @@ def fit_sequence_flow(
     max_steps: int = 2000,
     batch_size: int = 128,
     seed: int = 0,
+    validation_fraction: float = 0.0,
+    early_stopping: bool | int = False,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
 ) -> DiscreteFlow | SequenceFlow:
@@ -49,6 +51,13 @@ def fit_sequence_flow(
         matching).
     max_steps, batch_size, seed
         Training settings.
+    validation_fraction
+        Share of the sequences held out of training; every 100 steps the loss on them and
+        the marginal KL / 3-mer distance of fresh samples to them are recorded
+        (``val/loss``, ``val/kl``, ``val/kmer3`` in ``model.history``).
+    early_stopping
+        Stop when ``val/loss`` has not improved for this many validations (``True``: 3);
+        needs ``validation_fraction > 0``.
     model_kwargs
         Extra arguments of the model (``backbone``, ``hidden``, ``n_layers``, ``lr``, ...;
         ``exponent`` and ``loss`` for the discrete flows, ``tau_max``, ``lam``, ``beta`` for
@@ -76,8 +85,11 @@ def fit_sequence_flow(
         raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
     if method != "gsfm" and objective != "flow":
         raise ValueError(f"objective={objective!r} applies to method='gsfm' only, not {method!r}")
+    patience = check_validation(validation_fraction, early_stopping)
     letters = resolve_alphabet(alphabet)
-    dm = SequenceDataModule(sequences, letters, batch_size=batch_size, seed=seed)
+    dm = SequenceDataModule(
+        sequences, letters, batch_size=batch_size, seed=seed, val_fraction=validation_fraction
+    )
     kwargs = dict(model_kwargs or {})
     if letters == resolve_alphabet("protein"):
         kwargs.setdefault("backbone", "transformer")
@@ -91,7 +103,16 @@ def fit_sequence_flow(
         def build():
             return DiscreteFlow(letters, dm.seq_len, source=source, **kwargs)
 
-    return fit_model(build, dm, max_steps=max_steps, seed=seed, trainer_kwargs=trainer_kwargs)
+    return fit_model(
+        build,
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        trainer_kwargs=trainer_kwargs,
+        validate=validation_fraction > 0,
+        monitor="val/loss",
+        patience=patience,
+    )
 
 
 def sample_sequences(
@@ -215,6 +236,8 @@ def fit_sequence_classifier(
     max_steps: int = 500,
     batch_size: int = 128,
     seed: int = 0,
+    validation_fraction: float = 0.0,
+    early_stopping: bool | int = False,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
 ) -> SequencePredictor:
@@ -232,6 +255,12 @@ def fit_sequence_classifier(
         ``"classification"`` or ``"regression"``.
     max_steps, batch_size, seed, model_kwargs, **trainer_kwargs
         Training settings.
+    validation_fraction
+        Share of the sequences held out of training; their loss (and accuracy) every 100
+        steps goes to ``model.history`` (``val/loss``...).
+    early_stopping
+        Stop when ``val/loss`` has not improved for this many validations (``True``: 3);
+        needs ``validation_fraction > 0``.
 
     Returns
     -------
@@ -250,6 +279,7 @@ def fit_sequence_classifier(
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    patience = check_validation(validation_fraction, early_stopping)
     letters = resolve_alphabet(alphabet)
     seqs, _ = load_sequences(sequences)
     y = np.asarray(targets)
@@ -265,11 +295,21 @@ def fit_sequence_classifier(
         n_out = y_t.shape[1]
         if not np.isfinite(y_t).all():
             raise ValueError("regression targets contain non-finite values")
-    dm = SequenceDataModule(seqs, letters, batch_size=batch_size, targets=y_t, seed=seed)
+    dm = SequenceDataModule(
+        seqs,
+        letters,
+        batch_size=batch_size,
+        targets=y_t,
+        seed=seed,
+        val_fraction=validation_fraction,
+    )
     return fit_model(
         lambda: SequencePredictor(letters, n_outputs=n_out, task=task, **(model_kwargs or {})),
         dm,
         max_steps=max_steps,
         seed=seed,
         trainer_kwargs=trainer_kwargs,
+        validate=validation_fraction > 0,
+        monitor="val/loss",
+        patience=patience,
     )

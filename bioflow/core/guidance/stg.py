@@ -119,6 +119,12 @@ def straight_through_gradient(
         r = reward(y.reshape(M * n, *y.shape[2:]))
         if r.shape != (M * n,):
             raise ValueError(f"reward must map (m, L, K) to (m,), got shape {tuple(r.shape)}")
+        bad = ~torch.isfinite(r.detach())
+        if bool(bad.any()):
+            raise ValueError(
+                f"the guidance reward returned {int(bad.sum())} non-finite values (NaN/inf) "
+                f"of {r.numel()}; fix the reward function"
+            )
         r = r.reshape(M, n)
         # one backward pass gives both: d r / d y (straight-through) and d r / d x (soft);
         # r.mean(0) already carries the 1 / M, so the per-sample gradients are summed

@@ -86,11 +86,13 @@ def integrate(
     t = torch.as_tensor(times, dtype=x0.dtype, device=x0.device).flatten()
     if t.numel() < 2:
         raise ValueError("`times` needs at least two entries")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"`times` must be finite numbers, got {t.tolist()}")
     d = t[1:] - t[:-1]
     if not (bool((d > 0).all()) or bool((d < 0).all())):
         raise ValueError(f"`times` must be strictly monotone, got {t.tolist()}")
-    if steps < 1:
-        raise ValueError(f"`steps` must be >= 1, got {steps}")
+    if isinstance(steps, bool) or not hasattr(steps, "__index__") or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
 
     if method == "dopri5":
         from torchdiffeq import odeint
