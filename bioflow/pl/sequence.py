@@ -80,7 +80,9 @@ def sequence_logo(
 
     if kind not in ("frequency", "information"):
         raise ValueError(f"kind must be 'frequency' or 'information', got {kind!r}")
-    if isinstance(sequences, str) or len(sequences) == 0:
+    if isinstance(sequences, str):
+        raise ValueError("sequences must be a list of strings, not one string")
+    if len(sequences) == 0:
         raise ValueError("sequences must be a non-empty list of strings")
     letters = resolve_alphabet(alphabet)
     _, heights = _logo_matrix(sequences, letters, kind)
