@@ -131,6 +131,47 @@ def run_k(K, seed, a):
     return row
 
 
+def summarize(rows):
+    """Seed means per K, the worse seed per step count and whether it meets the paper."""
+    summary = []
+    for K in sorted({r["K"] for r in rows}):
+        rs = [r for r in rows if r["K"] == K]
+        s = dict(K=K, paper_kl=PAPER_KL.get(K))
+        for key in rs[0]:
+            if key.startswith(("kl_", "seqs_per_s_", "fit_s")):
+                s[key] = float(np.mean([r[key] for r in rs]))
+        for key in [k for k in rs[0] if k.startswith("kl_gsfm_")]:
+            st = key.removeprefix("kl_gsfm_")
+            worst = max(r[key] for r in rs)  # the worse seed
+            s[f"worst_seed_kl_gsfm_{st}"] = worst
+            s[f"meets_paper_{st}"] = None if s["paper_kl"] is None else bool(worst <= s["paper_kl"])
+        summary.append(s)
+    return summary
+
+
+def combine(files, out=None):
+    """Merge the rows of several result files (runs split for CPU time) into one file."""
+    parts = []
+    for f in files:
+        with open(f) as fh:
+            parts.append(json.load(fh))
+    rows = sorted((r for p in parts for r in p["rows"]), key=lambda r: (r["K"], r["seed"]))
+    res = dict(
+        runs=[{k: p[k] for k in ("command", "commit", "wall_s", "settings")} for p in parts],
+        device="cpu",
+        threads=parts[0]["threads"],
+        python=parts[0]["python"],
+        torch=parts[0]["torch"],
+        summary=summarize(rows),
+        rows=rows,
+    )
+    text = json.dumps(res, indent=1)
+    if out:
+        with open(out, "w") as fh:
+            fh.write(text + "\n")
+    return res
+
+
 def _run(job):
     return run_k(*job)
 
@@ -156,7 +197,11 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2, help="(K, seed) runs in parallel")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--combine", nargs="+", default=None, help="merge result files into --out")
     a = ap.parse_args(argv)
+    if a.combine:
+        combine(a.combine, a.out)
+        return
     a.sample_steps = [int(s) for s in a.sample_steps.split(",")]
     a.exact_steps = [int(s) for s in a.exact_steps.split(",")]
     a.steps_for_k = {
@@ -176,18 +221,7 @@ def main(argv=None):
             rows.append(row)
             print(json.dumps(row), flush=True)
     rows.sort(key=lambda r: (r["K"], r["seed"]))
-    summary = []
-    for K in sorted({r["K"] for r in rows}):
-        rs = [r for r in rows if r["K"] == K]
-        s = dict(K=K, paper_kl=PAPER_KL.get(K))
-        for key in rs[0]:
-            if key.startswith(("kl_", "seqs_per_s_", "fit_s")):
-                s[key] = float(np.mean([r[key] for r in rs]))
-        for st in a.steps_for_k.get(K, a.sample_steps):
-            worst = max(r[f"kl_gsfm_{st}"] for r in rs)  # the worse seed
-            s[f"worst_seed_kl_gsfm_{st}"] = worst
-            s[f"meets_paper_{st}"] = None if s["paper_kl"] is None else bool(worst <= s["paper_kl"])
-        summary.append(s)
+    summary = summarize(rows)
     res = dict(
         command="python -m benchmarks.sequences_toy "
         + " ".join(sys.argv[1:] if argv is None else argv),

@@ -10,6 +10,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from bioflow.tl._train import CompileNetworks  # noqa: F401  (for the CLI)
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint I/O that writes each file atomically in its own folder.

@@ -72,20 +72,27 @@ def test_datamodule_reads_h5ad(tmp_path, small_adata):
     assert np.isfinite(dm.series.x).all()
 
 
-def test_connect_hands_the_model_coupling_to_loader_workers_only(small_adata):
+def test_connect_hands_the_model_coupling_to_the_loader(small_adata):
     from bioflow.models import CellFlowMatching
     from bioflow.tl._train import connect
 
     model = CellFlowMatching(dim=10, method="ot-cfm", hidden=(8,))
     kw = dict(time_key="time", use_rep="X_pca", batch_size=8, steps_per_epoch=1)
-    in_step = CellDynamicsDataModule(small_adata, num_workers=0, **kw)
-    connect(model, in_step)
-    assert in_step.coupling is None
-    assert "paired" not in next(iter(in_step.train_dataloader()))
+    # no workers: the loader's prefetch thread couples the batches
+    in_thread = CellDynamicsDataModule(small_adata, num_workers=0, **kw)
+    connect(model, in_thread)
+    assert in_thread.coupling is model.coupling
+    assert bool(next(iter(in_thread.train_dataloader()))["paired"])
     in_workers = CellDynamicsDataModule(small_adata, num_workers=1, **kw)
     connect(model, in_workers)
     assert in_workers.coupling is model.coupling
     assert bool(next(iter(in_workers.train_dataloader()))["paired"])
+    # a collective (global DDP) coupling stays in the training step
+    global_model = CellFlowMatching(dim=10, method="ot-cfm", hidden=(8,), global_coupling=True)
+    in_step = CellDynamicsDataModule(small_adata, num_workers=0, **kw)
+    connect(global_model, in_step)
+    assert in_step.coupling is None
+    assert "paired" not in next(iter(in_step.train_dataloader()))
 
 
 def test_data_spec_dataclass_reads_like_the_stored_dict(small_adata, tmp_path):

@@ -133,13 +133,24 @@ def test_population_without_source_cells(letters_small):
         ~((letters_small.obs["population"] == "B_0") & (letters_small.obs["state"] == "source"))
     ].copy()
     with pytest.raises(ValueError, match="'B_0' has no initial cells"):
-        bioflow.tl.fit_meta_flow(a, **KEYS, max_steps=1, model_kwargs=SMALL, **FAST)
+        bioflow.tl.fit_meta_flow(
+            a, **KEYS, max_steps=1, model_kwargs=SMALL, on_small="raise", **FAST
+        )
+    # default: skipped with one warning naming it, the others train
+    with pytest.warns(UserWarning, match="skipped 1 population.*'B_0'"):
+        model = bioflow.tl.fit_meta_flow(a, **KEYS, max_steps=1, model_kwargs=SMALL, **FAST)
+    assert "B_0" not in model.data_spec["populations"]
 
 
 def test_fewer_cells_than_k(letters_small):
     with pytest.raises(ValueError, match="at least 61"):
         bioflow.tl.fit_meta_flow(
-            letters_small, **KEYS, max_steps=1, model_kwargs={**SMALL, "k": 60}, **FAST
+            letters_small,
+            **KEYS,
+            max_steps=1,
+            model_kwargs={**SMALL, "k": 60},
+            on_small="raise",
+            **FAST,
         )
 
 
@@ -189,7 +200,7 @@ def test_conditions_and_cgfm_unknown_condition():
     cv = model.condition_vector(1, condition=torch.tensor([0]), population=torch.tensor([-1]))
     assert torch.allclose(cv[0, :3], torch.full((3,), 1 / 3))
     df = bioflow.tl.evaluate_populations(model, a, populations=["pop3"])
-    assert len(df) == 2 * 2 + 2 and df["r"].notna().all()
+    assert len(df) == 2 * 2 + 2 + 2 and df["r"].notna().all()
 
 
 def test_populations_plot(tmp_path, letters_small, fitted):

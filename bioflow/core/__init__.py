@@ -1,34 +1,31 @@
 """Shared flow-matching core: paths, couplings, solvers and losses.
 
-Only torch, numpy, scipy and POT are imported here, so every model family can build on it.
+Only torch, numpy, scipy, POT and numba are imported here, so every model family can build
+on it; members load on first use.
 """
 
-from bioflow.core.couplings import (
-    CoupledBatch,
-    Coupling,
-    ExactOTCoupling,
-    GibbsWeightCoupling,
-    IndependentCoupling,
-    SinkhornCoupling,
-    make_coupling,
-)
-from bioflow.core.losses import flow_matching_loss, velocity_mse
-from bioflow.core.paths import BrownianBridgePath, LinearPath, PathSample, ProbabilityPath
-from bioflow.core.solvers import integrate
+from bioflow._lazy import attach
 
-__all__ = [
-    "BrownianBridgePath",
-    "CoupledBatch",
-    "Coupling",
-    "ExactOTCoupling",
-    "GibbsWeightCoupling",
-    "IndependentCoupling",
-    "LinearPath",
-    "PathSample",
-    "ProbabilityPath",
-    "SinkhornCoupling",
-    "integrate",
-    "make_coupling",
-    "flow_matching_loss",
-    "velocity_mse",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    ["couplings", "guidance", "losses", "paths", "solvers"],
+    {
+        **dict.fromkeys(
+            [
+                "CoupledBatch",
+                "Coupling",
+                "ExactOTCoupling",
+                "GibbsWeightCoupling",
+                "IndependentCoupling",
+                "SinkhornCoupling",
+                "make_coupling",
+            ],
+            ".couplings",
+        ),
+        **dict.fromkeys(["flow_matching_loss", "velocity_mse"], ".losses"),
+        **dict.fromkeys(
+            ["BrownianBridgePath", "LinearPath", "PathSample", "ProbabilityPath"], ".paths"
+        ),
+        "integrate": ".solvers",
+    },
+)

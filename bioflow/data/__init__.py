@@ -1,48 +1,32 @@
 """Data layer: the only place that reads AnnData and FASTA (never imports models).
 
 One shape per family: a reader (time course, population set, sequence set) and a batching
-module (a LightningDataModule over a seeded batch stream).
+module (a LightningDataModule over a seeded batch stream).  Members load on first use.
 """
 
-from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata, read_representation
-from bioflow.data.cells import CellDynamicsDataModule, CellPairDataset
-from bioflow.data.fasta import read_fasta, write_fasta
-from bioflow.data.populations import PopulationDataModule, PopulationSet, read_populations
-from bioflow.data.sequences import (
-    ALPHABETS,
-    SequenceDataModule,
-    decode,
-    encode,
-    one_hot,
-    resolve_alphabet,
-)
-from bioflow.data.spec import DataSpec, PopulationSpec, SequenceSpec, TimeCourseSpec
-from bioflow.data.timecourse import CellTimeSeries, TimeSpec, read_time_series, resolve_time
+from bioflow._lazy import attach
 
-__all__ = [
-    "ALPHABETS",
-    "CellDynamicsDataModule",
-    "CellPairDataset",
-    "CellTimeSeries",
-    "DataSpec",
-    "PopulationDataModule",
-    "PopulationSet",
-    "PopulationSpec",
-    "SequenceDataModule",
-    "SequenceSpec",
-    "TimeCourseSpec",
-    "TimeSpec",
-    "cells_to_anndata",
-    "decode",
-    "encode",
-    "match_labels",
-    "one_hot",
-    "read_adata",
-    "read_fasta",
-    "read_populations",
-    "read_representation",
-    "read_time_series",
-    "resolve_alphabet",
-    "resolve_time",
-    "write_fasta",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(
+            ["cells_to_anndata", "match_labels", "read_adata", "read_representation"],
+            ".anndata",
+        ),
+        **dict.fromkeys(["CellDynamicsDataModule", "CellPairDataset"], ".cells"),
+        **dict.fromkeys(["read_fasta", "write_fasta"], ".fasta"),
+        **dict.fromkeys(
+            ["PopulationDataModule", "PopulationSet", "read_populations"], ".populations"
+        ),
+        **dict.fromkeys(
+            ["ALPHABETS", "SequenceDataModule", "decode", "encode", "one_hot", "resolve_alphabet"],
+            ".sequences",
+        ),
+        **dict.fromkeys(
+            ["CellTimeSeries", "TimeSpec", "read_time_series", "resolve_time"], ".timecourse"
+        ),
+        **dict.fromkeys(["DataSpec", "PopulationSpec", "SequenceSpec", "TimeCourseSpec"], ".spec"),
+        **dict.fromkeys(["H5Rows", "H5adView"], ".backed"),
+    },
+)

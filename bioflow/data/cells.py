@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader
 
 from bioflow.core.couplings.intervals import couple_intervals
 from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata
+from bioflow.data.backed import H5adView
+from bioflow.data.builtin import is_builtin
 from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 from bioflow.data.timecourse import CellTimeSeries, read_time_series
 
@@ -110,7 +112,7 @@ class CellPairDataset(SeededBatchStream):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.series = series
-        self.x = torch.from_numpy(series.x)
+        self.x = torch.from_numpy(series.x) if isinstance(series.x, np.ndarray) else series.x
         self.batch_size = batch_size
         self.coupling = coupling
         intervals = series.intervals()
@@ -123,18 +125,27 @@ class CellPairDataset(SeededBatchStream):
         rng = np.random.default_rng(self.seed)
         out = {}
         for k in self.series.kept:
+            if world == 1:
+                out[k] = torch.as_tensor(self.series.cells_at(k))
+                continue
             idx = rng.permutation(self.series.cells_at(k))
             part = idx[rank::world]
             out[k] = torch.as_tensor(part if len(part) else idx)  # too few cells: share
         return out
+
+    def _rows(self, rows: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.x, torch.Tensor):
+            return self.x[rows]
+        flat = self.x[rows.reshape(-1).numpy()]  # rows of a file, read on demand
+        return torch.from_numpy(flat).reshape(*rows.shape, flat.shape[-1])
 
     def make_batch(self, shard: dict[int, torch.Tensor], generator: torch.Generator) -> dict:
         intervals = self.series.intervals()
         rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
         rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
         batch = {
-            "x0": self.x[rows0],
-            "x1": self.x[rows1],
+            "x0": self._rows(rows0),
+            "x1": self._rows(rows1),
             "t0": self._t0,
             "t1": self._t1,
             "rows": torch.cat([rows0.flatten(), rows1.flatten()]),
@@ -171,11 +182,15 @@ class CellDynamicsDataModule(StreamDataModule):
     val_cells
         Cells per time in validation.
     num_workers
-        Loader workers; with workers, the model's coupling runs inside them.
+        Loader workers (they run the coupling handed over by ``set_coupling``); without
+        workers a background thread makes and couples the next batches.
     seed
         Seed of the draws.
     backed
-        Open an ``.h5ad`` path in backed mode (only the needed matrix is read to memory).
+        Leave an ``.h5ad`` path on disk: a dense ``X`` or ``obsm[use_rep]`` is read row by
+        row as batches need it (memory-mapped when stored contiguous), so a step costs the
+        same at 10 thousand or 10 million cells; ``.obs`` is read to memory.  A sparse
+        ``X`` is opened in anndata's backed mode and read to memory.
     predict_source_time, predict_target_time, predict_output
         ``predict`` pushes the cells of ``predict_source_time`` to ``predict_target_time``
         and writes them to the ``.h5ad`` path ``predict_output``.
@@ -225,7 +240,15 @@ class CellDynamicsDataModule(StreamDataModule):
         if isinstance(adata, CellTimeSeries):
             self.series, self._obs = adata, None
         else:
-            adata = read_adata(adata, "cells", dataset_kwargs, backed)
+            if (
+                backed
+                and (isinstance(adata, str) or hasattr(adata, "__fspath__"))
+                and not is_builtin(adata)
+            ):
+                view = H5adView(adata)  # .obs in memory, the matrix read per batch if dense
+                adata = view if view.can_stream(use_rep) else read_adata(adata, "cells", None, True)
+            else:
+                adata = read_adata(adata, "cells", dataset_kwargs, backed)
             self.series = read_time_series(adata, time_key, use_rep, exclude_times, time_bins)
             self._obs = adata.obs.copy()
         self.batch_size = batch_size
@@ -307,10 +330,10 @@ class CellDynamicsDataModule(StreamDataModule):
     def set_coupling(self, coupling) -> None:
         """Couple every training batch with ``coupling`` in the loader (``None``: don't).
 
-        ``tl.fit_dynamics`` and the CLI call it with the model's coupling when
-        ``num_workers > 0``, so the (CPU) coupling runs in the loader workers and
-        overlaps the training step; batches then arrive with ``"paired": True`` and the
-        model does not couple them again.
+        ``tl.fit_dynamics`` and the CLI call it with the model's coupling, so the (CPU)
+        coupling runs in the loader (its workers, or its prefetch thread without workers)
+        and overlaps the training step; batches then arrive with ``"paired": True`` and
+        the model does not couple them again.
         """
         self.coupling = coupling
 

@@ -17,7 +17,13 @@ from bioflow.data.anndata import (
     cells_to_anndata,
     read_adata,
 )
-from bioflow.data.population_set import PopulationProblem, PopulationSet, read_populations
+from bioflow.data.population_set import (
+    PopulationProblem,
+    PopulationSet,
+    check_labels,
+    holdout_populations,
+    read_populations,
+)
 from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
 
 
@@ -31,6 +37,8 @@ __all__ = [
     "PopulationDataModule",
     "PopulationProblem",
     "PopulationSet",
+    "check_labels",
+    "holdout_populations",
     "read_populations",
 ]
 
@@ -39,11 +47,18 @@ class PopulationBatchDataset(SeededBatchStream):
     """Endless batches of several populations x many cells.
 
     Each batch is a dict: ``"x0"`` ``(P, n, d)`` initial cells, ``"x1"`` ``(P, n, d)``
-    final cells (independent draws), ``"src"`` a list of ``P`` tensors of up to
-    ``embed_cells`` initial cells each (without replacement, for the encoder), ``"pop"``
-    ``(P,)`` and ``"cond"`` ``(P,)`` indices, ``"rows"`` the cells drawn and ``"seed"``.
-    Populations (with all their treatments) are sharded over ``torch.distributed`` ranks,
-    so ranks never share a cell; batch ``k`` is a pure function of ``(seed, rank, k)``.
+    final cells (independent draws, or matched pairs when the populations carry a
+    ``pair_key``: then ``"paired"`` is ``True``), ``"src"`` a list of ``P`` tensors of up
+    to ``embed_cells`` initial cells each (for the encoder), ``"src_nbrs"`` their kNN
+    neighbour indices (with ``knn_k``), ``"src_extra"`` their encoder features (with an
+    ``encoder_key``), ``"pop"`` ``(P,)`` and ``"cond"`` ``(P,)`` indices, ``"rows"`` the
+    cells drawn and ``"seed"``.
+
+    The encoder's subsamples come from a pool of ``embed_draws`` subsamples per population
+    drawn once (seeded), whose kNN graphs are computed once: no graph is built during
+    training.  Populations (with all their treatments) are sharded over
+    ``torch.distributed`` ranks, so ranks never share a cell; batch ``k`` is a pure
+    function of ``(seed, rank, k)``.
     """
 
     def __init__(
@@ -54,11 +69,41 @@ class PopulationBatchDataset(SeededBatchStream):
         embed_cells: int,
         steps_per_epoch: int,
         seed: int,
+        knn_k: int | None = None,
+        embed_draws: int = 8,
     ) -> None:
         super().__init__(steps_per_epoch, seed)
+        if embed_draws < 1:
+            raise ValueError(f"embed_draws must be >= 1, got {embed_draws}")
         self.pset, self.P, self.n = pset, populations_per_step, cells_per_population
-        self.embed_cells = embed_cells
+        self.embed_cells, self.knn_k, self.embed_draws = embed_cells, knn_k, embed_draws
         self.x = torch.from_numpy(pset.x)
+        self.extra = None if pset.extra is None else torch.from_numpy(pset.extra)
+        self._pool: dict[str, list] | None = None
+
+    def embed_pool(self) -> dict[str, list]:
+        """Per population: ``embed_draws`` tuples ``(rows, neighbours or None)``."""
+        if self._pool is None:
+            from bioflow.nn.population import KNNGraph, knn_indices
+
+            g = torch.Generator().manual_seed(self.seed + 7)
+            pool: dict[str, list] = {}
+            for pr in self.pset.problems:
+                if pr.population in pool:
+                    continue
+                s_rows = torch.from_numpy(pr.source)
+                m = min(len(s_rows), self.embed_cells)
+                draws = 1 if m == len(s_rows) else self.embed_draws
+                entries = []
+                for _ in range(draws):
+                    rows = draw_rows(s_rows, m, g)
+                    nb = None
+                    if self.knn_k is not None and m > self.knn_k:
+                        nb = KNNGraph(knn_indices(self.x[rows], self.knn_k))
+                    entries.append((rows, nb))
+                pool[pr.population] = entries
+            self._pool = pool
+        return self._pool
 
     def shard(self, rank: int, world: int) -> list[PopulationProblem]:
         """The problems of the populations of one rank (all when there are fewer than ranks)."""
@@ -68,27 +113,41 @@ class PopulationBatchDataset(SeededBatchStream):
         return probs if probs else list(self.pset.problems)
 
     def make_batch(self, shard: list[PopulationProblem], generator: torch.Generator) -> dict:
+        pool = self.embed_pool()
         n_prob = len(shard)
         if n_prob >= self.P:
             pick = torch.randperm(n_prob, generator=generator)[: self.P]
         else:
             pick = torch.randint(n_prob, (self.P,), generator=generator)
-        x0, x1, src, rows = [], [], [], []
+        paired = all(shard[j].pair_source is not None for j in pick.tolist())
+        x0, x1, src, nbrs, extra, rows = [], [], [], [], [], []
         for j in pick.tolist():
             pr = shard[j]
-            s_rows, t_rows = torch.from_numpy(pr.source), torch.from_numpy(pr.target)
-            r0 = s_rows[torch.randint(len(s_rows), (self.n,), generator=generator)]
-            r1 = t_rows[torch.randint(len(t_rows), (self.n,), generator=generator)]
-            re = draw_rows(s_rows, min(len(s_rows), self.embed_cells), generator)
+            if paired:
+                ps_, pt_ = torch.from_numpy(pr.pair_source), torch.from_numpy(pr.pair_target)
+                k = torch.randint(len(ps_), (self.n,), generator=generator)
+                r0, r1 = ps_[k], pt_[k]
+            else:
+                s_rows, t_rows = torch.from_numpy(pr.source), torch.from_numpy(pr.target)
+                r0 = s_rows[torch.randint(len(s_rows), (self.n,), generator=generator)]
+                r1 = t_rows[torch.randint(len(t_rows), (self.n,), generator=generator)]
+            entries = pool[pr.population]
+            re, nb = entries[int(torch.randint(len(entries), (1,), generator=generator))]
             x0.append(self.x[r0])
             x1.append(self.x[r1])
             src.append(self.x[re])
+            nbrs.append(nb)
+            if self.extra is not None:
+                extra.append(self.extra[re])
             rows += [r0, r1]
         probs = [shard[j] for j in pick.tolist()]
         return {
             "x0": torch.stack(x0),
             "x1": torch.stack(x1),
+            "paired": paired,
             "src": src,
+            "src_nbrs": nbrs if all(nb is not None for nb in nbrs) else None,
+            "src_extra": extra if self.extra is not None else None,
             "pop": torch.tensor([p.population_index for p in probs]),
             "cond": torch.tensor([p.condition_index for p in probs])
             if self.pset.conditions
@@ -141,6 +200,11 @@ class PopulationDataModule(StreamDataModule):
         Open an ``.h5ad`` path in backed mode.
     predict_populations, predict_output
         What ``predict`` pushes (default: the excluded populations) and where it writes.
+    knn_k, embed_draws
+        With ``knn_k``, the encoder's kNN graphs are computed once for a pool of
+        ``embed_draws`` subsamples per population and sent with each batch.
+    pair_key, encoder_key, on_small
+        As in ``read_populations`` (``bioflow.data.population_set``).
 
     Examples
     --------
@@ -176,6 +240,11 @@ class PopulationDataModule(StreamDataModule):
         backed: bool = False,
         predict_populations: Sequence | None = None,
         predict_output: str | None = None,
+        knn_k: int | None = None,
+        embed_draws: int = 8,
+        pair_key: str | None = None,
+        encoder_key: str | None = None,
+        on_small: str = "skip",
     ) -> None:
         super().__init__()
         from bioflow.data.builtin import input_paths
@@ -203,6 +272,9 @@ class PopulationDataModule(StreamDataModule):
                 use_rep,
                 exclude_populations,
                 min_source_cells,
+                pair_key=pair_key,
+                encoder_key=encoder_key,
+                on_small=on_small,
             )
         self.pset = pset
         self.populations_per_step = populations_per_step
@@ -212,8 +284,13 @@ class PopulationDataModule(StreamDataModule):
         self.val_cells, self.val_populations = val_cells, val_populations
         self.num_workers = num_workers
         self.seed = seed
-        self.predict_populations = predict_populations
+        self.predict_populations = (
+            None
+            if predict_populations is None
+            else check_labels(predict_populations, "predict_populations")
+        )
         self.predict_output = predict_output
+        self.knn_k, self.embed_draws = knn_k, embed_draws
 
     @property
     def data_spec(self) -> dict:
@@ -228,6 +305,8 @@ class PopulationDataModule(StreamDataModule):
             self.embed_cells,
             self.steps_per_epoch,
             self.seed,
+            knn_k=self.knn_k,
+            embed_draws=self.embed_draws,
         )
 
     def _problem_batches(self, problems: list[PopulationProblem], seed: int) -> list[dict]:
@@ -248,6 +327,11 @@ class PopulationDataModule(StreamDataModule):
                     "pop": torch.tensor([pr.population_index]),
                     "cond": torch.tensor([pr.condition_index]) if self.pset.conditions else None,
                     "rows": torch.from_numpy(src),
+                    "src_extra": None
+                    if self.pset.extra is None
+                    else torch.from_numpy(self.pset.extra[src]),
+                    "population": pr.population,
+                    "condition": pr.condition,
                     "name": pr.population
                     if pr.condition is None
                     else f"{pr.population}/{pr.condition}",
@@ -302,7 +386,7 @@ class PopulationDataModule(StreamDataModule):
         obs = pd.DataFrame(
             {
                 keys["population_key"]: np.concatenate(
-                    [[str(b["name"]).split("/")[0]] * len(b["rows"]) for b in batches]
+                    [[str(b["population"])] * len(b["rows"]) for b in batches]
                 ),
                 "bioflow_source_row": np.concatenate([b["rows"].numpy() for b in batches]),
             }

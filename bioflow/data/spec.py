@@ -14,7 +14,7 @@ dict works with either.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -84,6 +84,9 @@ class PopulationSpec(DataSpec):
         Feature names when ``use_rep`` is ``None`` (else empty).
     min_source_cells
         Fewest initial cells of any population (training or held out).
+    encoder_key, encoder_categories
+        The obs column given one-hot to the population encoder, and its categories in
+        column order (``None`` / empty without one).
     """
 
     population_key: str
@@ -96,6 +99,8 @@ class PopulationSpec(DataSpec):
     conditions: list[str]
     var_names: list[str]
     min_source_cells: int
+    encoder_key: str | None = None
+    encoder_categories: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -12,6 +12,8 @@ writes into the data.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +39,11 @@ class SeededBatchStream(IterableDataset):
     workers, worker ``w`` of ``W`` makes batches ``w, w + W, ...``, which the loader
     yields in turn, so the stream does not depend on the number of workers.
 
+    Without loader workers the next ``prefetch`` batches are made in a background thread
+    (:func:`prefetch`) while the current training step runs; with ``pin_memory`` they are
+    page-locked for non-blocking copies to a GPU.  The shard (:meth:`shard`) is computed
+    once per ``(rank, world)``, so the per-batch cost does not grow with the data.
+
     Parameters
     ----------
     steps_per_epoch
@@ -52,6 +59,10 @@ class SeededBatchStream(IterableDataset):
         self.steps_per_epoch = int(steps_per_epoch)
         self.seed = int(seed)
         self.start_index = 0
+        # batches made ahead in a thread when there are no loader workers (0: none)
+        self.prefetch = 2
+        # page-lock batches for fast, non-blocking host-to-GPU copies (set for a GPU run)
+        self.pin_memory = False
 
     def batch_seed(self, index: int, rank: int = 0) -> int:
         """Seed of global batch ``index`` on ``rank``."""
@@ -65,23 +76,159 @@ class SeededBatchStream(IterableDataset):
         """One batch drawn from ``shard`` with ``generator``."""
         raise NotImplementedError
 
+    def cached_shard(self, rank: int, world: int) -> Any:
+        """:meth:`shard`, computed once per ``(rank, world)`` (it may cost O(cells))."""
+        cache = self.__dict__.setdefault("_shards", {})
+        if (rank, world) not in cache:
+            cache[(rank, world)] = self.shard(rank, world)
+        return cache[(rank, world)]
+
+    def batches(self, offset: int, local: range, rank: int = 0, world: int = 1):
+        """Batches ``offset + i`` for ``i`` in ``local`` on ``rank`` of ``world``, one at a time."""
+        shard = self.cached_shard(rank, world)
+        for i in local:
+            seed = self.batch_seed(offset + i, rank)
+            batch = self.make_batch(shard, torch.Generator().manual_seed(seed))
+            batch["seed"] = seed
+            if self.pin_memory:
+                batch = _pin(batch)
+            yield batch
+
     def __iter__(self):
+        # A generator: ``start_index`` is read at the first ``next``, after the model set it.
         rank, world = rank_and_world()
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        shard = self.shard(rank, world)
-        for local in range(wid, self.steps_per_epoch, nw):
-            seed = self.batch_seed(self.start_index + local, rank)
-            batch = self.make_batch(shard, torch.Generator().manual_seed(seed))
-            batch["seed"] = seed
-            yield batch
+        it = self.batches(self.start_index, range(wid, self.steps_per_epoch, nw), rank, world)
+        if info is None and self.prefetch > 0:
+            # No loader workers: make the next batches (draws and, where the DataModule
+            # put it here, the CPU coupling) in a thread while the current step runs.
+            it = prefetch(it, self.prefetch)
+        yield from it
+
+
+def _pin(batch: dict) -> dict:
+    return {
+        k: v.pin_memory() if isinstance(v, torch.Tensor) and v.numel() else v
+        for k, v in batch.items()
+    }
+
+
+def prefetch(iterator, depth: int = 2):
+    """Run ``iterator`` in a background thread, ``depth`` items ahead of the consumer.
+
+    The items come out in order; an exception in the thread is re-raised in the consumer.
+    Closing the returned generator (or dropping it) stops the thread.
+
+    Parameters
+    ----------
+    iterator
+        Any iterator (e.g. of batches).
+    depth
+        How many items may wait, made but not yet consumed (>= 1).
+
+    Examples
+    --------
+    >>> from bioflow.data.streams import prefetch
+    >>> list(prefetch(iter(range(5)), depth=2))
+    [0, 1, 2, 3, 4]
+    """
+    if depth < 1:
+        raise ValueError(f"prefetch depth must be >= 1, got {depth}")
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in iterator:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as err:  # handed to the consumer
+            put((False, err))
+
+    thread = threading.Thread(target=work, name="bioflow-prefetch", daemon=True)
+    thread.start()
+
+    def consume():
+        try:
+            while True:
+                ok, item = q.get()
+                if not ok:
+                    raise item
+                if item is done:
+                    return
+                yield item
+        finally:
+            stop.set()
+            thread.join(timeout=5.0)
+
+    return consume()
+
+
+def sample_without_replacement(m: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` distinct integers drawn uniformly from ``range(m)``, in O(n) time and memory.
+
+    ``n`` draws with replacement, then the repeats are drawn again until all are distinct
+    (few rounds: at most ``n / 4`` repeats are expected when ``m >= 2 n``).  The process
+    treats every value alike, so every ``n``-subset is equally likely.  For ``m < 2 n`` a
+    permutation of ``range(m)`` (O(m) = O(n)) is cut instead.
+
+    Parameters
+    ----------
+    m
+        Size of the range.
+    n
+        Number of draws, ``0 <= n <= m``.
+    generator
+        Torch generator; the result is a function of its state.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n,)`` int64, distinct values in ``[0, m)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from bioflow.data.streams import sample_without_replacement
+    >>> idx = sample_without_replacement(10**9, 5, torch.Generator().manual_seed(0))
+    >>> len(set(idx.tolist()))
+    5
+    """
+    if not 0 <= n <= m:
+        raise ValueError(f"need 0 <= n <= m, got n={n}, m={m}")
+    if m < 2 * n:
+        return torch.randperm(m, generator=generator)[:n]
+    idx = torch.randint(m, (n,), generator=generator)
+    while True:
+        sorted_idx, order = torch.sort(idx, stable=True)
+        repeat = torch.zeros(n, dtype=torch.bool)
+        repeat[order[1:]] = sorted_idx[1:] == sorted_idx[:-1]
+        k = int(repeat.sum())
+        if k == 0:
+            return idx
+        idx[repeat] = torch.randint(m, (k,), generator=generator)
 
 
 def draw_rows(rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` entries of ``rows`` ``(m,)``: without replacement when ``m >= n``, else with."""
+    """``n`` entries of ``rows`` ``(m,)``: without replacement when ``m >= n``, else with.
+
+    Costs O(n), whatever ``m`` (:func:`sample_without_replacement`).
+    """
     m = len(rows)
     if m >= n:
-        return rows[torch.randperm(m, generator=generator)[:n]]
+        return rows[sample_without_replacement(m, n, generator)]
     return rows[torch.randint(m, (n,), generator=generator)]
 
 
@@ -173,6 +320,8 @@ class StreamDataModule(L.LightningDataModule):
         return DataLoader(batches, batch_size=None, collate_fn=identity_collate)
 
     def train_dataloader(self) -> StreamLoader:
-        return StreamLoader(
-            self.make_stream(), position=self.stream_position, num_workers=self.num_workers
-        )
+        stream = self.make_stream()
+        trainer = self.trainer
+        # page-locked batches copy to a GPU without blocking the host
+        stream.pin_memory = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        return StreamLoader(stream, position=self.stream_position, num_workers=self.num_workers)

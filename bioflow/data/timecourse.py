@@ -207,7 +207,8 @@ class CellTimeSeries:
     Attributes
     ----------
     x
-        Cell coordinates, float32 ``(n_obs, d)``.
+        Cell coordinates, float32 ``(n_obs, d)``: an array, or rows read on demand from an
+        ``.h5ad`` file (:class:`~bioflow.data.backed.H5Rows`, indexed the same way).
     time_index
         Position of each cell's time in ``spec.labels``, ``(n_obs,)``.
     spec
@@ -220,7 +221,7 @@ class CellTimeSeries:
         Feature names when read from ``X``.
     """
 
-    x: np.ndarray
+    x: Any
     time_index: np.ndarray
     spec: TimeSpec
     use_rep: str | None
@@ -232,8 +233,14 @@ class CellTimeSeries:
         return int(self.x.shape[1])
 
     def cells_at(self, k: int) -> np.ndarray:
-        """Row indices of the cells at time position ``k``."""
-        return np.flatnonzero(self.time_index == k)
+        """Row indices of the cells at time position ``k`` (increasing; grouped once)."""
+        groups = self.__dict__.get("_groups")
+        if groups is None:
+            order = np.argsort(self.time_index, kind="stable")
+            bounds = np.searchsorted(self.time_index[order], np.arange(len(self.spec.labels) + 1))
+            groups = [order[bounds[j] : bounds[j + 1]] for j in range(len(self.spec.labels))]
+            self.__dict__["_groups"] = groups
+        return groups[k]
 
     def intervals(self) -> list[tuple[int, int]]:
         """Consecutive pairs of kept time positions."""
@@ -283,7 +290,10 @@ def read_time_series(
         For a missing key, bad values, an unknown excluded time, or fewer than two kept times.
     """
     spec, index = resolve_time(adata, time_key, time_bins)
-    x = read_representation(adata, use_rep)
+    if getattr(adata, "can_stream", None) is not None and adata.can_stream(use_rep):
+        x = adata.rows(use_rep)  # an H5adView: rows stay on disk, read per batch
+    else:
+        x = read_representation(adata, use_rep)
     if isinstance(exclude_times, str | int | float):
         exclude_times = (exclude_times,)
     excluded = set()

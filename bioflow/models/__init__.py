@@ -1,21 +1,15 @@
 """LightningModules: thin wiring of a path, a coupling, a network and a loss."""
 
-from bioflow.models.base import FlowMatchingModule, LossOutput, load_model
-from bioflow.models.discrete import DiscreteFlow
-from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
-from bioflow.models.meta import META_METHODS, MetaFlowMatching
-from bioflow.models.sequence import SEQUENCE_OBJECTIVES, SequenceFlow, SequencePredictor
+from bioflow._lazy import attach
 
-__all__ = [
-    "CFM_METHODS",
-    "META_METHODS",
-    "SEQUENCE_OBJECTIVES",
-    "CellFlowMatching",
-    "DiscreteFlow",
-    "FlowMatchingModule",
-    "LossOutput",
-    "MetaFlowMatching",
-    "SequenceFlow",
-    "SequencePredictor",
-    "load_model",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(["FlowMatchingModule", "LossOutput", "load_model"], ".base"),
+        **dict.fromkeys(["CFM_METHODS", "CellFlowMatching"], ".dynamics"),
+        "DiscreteFlow": ".discrete",
+        **dict.fromkeys(["SEQUENCE_OBJECTIVES", "SequenceFlow", "SequencePredictor"], ".sequence"),
+        **dict.fromkeys(["META_METHODS", "MetaFlowMatching"], ".meta"),
+    },
+)

@@ -84,13 +84,39 @@ class FlowMatchingModule(L.LightningModule):
         return {"loss": float(out.loss)}
 
     # --- the shared loop -----------------------------------------------------------------
+    # On an accelerator the loss is checked for NaN/inf every this many steps (a host sync);
+    # the steps in between accumulate the check on the device.  On the CPU: every step.
+    finite_check_every: int = 50
+
+    def _check_finite(self, loss: Tensor) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        if loss.device.type == "cpu":
+            if bool(bad):
+                raise FloatingPointError(
+                    f"non-finite training loss ({float(loss)}) at step {self.global_step}; "
+                    "lower the learning rate or check the inputs"
+                )
+            return
+        acc = getattr(self, "_nonfinite", None)
+        self._nonfinite = bad if acc is None else acc | bad
+        if (self.global_step + 1) % max(1, self.finite_check_every) == 0:
+            self._raise_if_nonfinite()
+
+    def _raise_if_nonfinite(self) -> None:
+        acc, self._nonfinite = getattr(self, "_nonfinite", None), None
+        if acc is not None and bool(acc):
+            raise FloatingPointError(
+                f"non-finite training loss at or before step {self.global_step} (checked "
+                f"every {self.finite_check_every} steps on an accelerator); lower the "
+                "learning rate or check the inputs"
+            )
+
+    def on_train_end(self) -> None:
+        self._raise_if_nonfinite()
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         out = self.compute_loss(batch)
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({float(out.loss)}) at step {self.global_step}; "
-                "lower the learning rate or check the inputs"
-            )
+        self._check_finite(out.loss)
         self.log("train/loss", out.loss, prog_bar=True, batch_size=out.batch_size)
         for k, v in out.logs.items():
             self.log(f"train/{k}", v, batch_size=out.batch_size)

@@ -11,6 +11,7 @@ from bioflow.core.couplings import (
     Coupling,
     ExactOTCoupling,
     GibbsWeightCoupling,
+    GlobalCoupling,
     IndependentCoupling,
     SinkhornCoupling,
     couple_intervals,
@@ -101,6 +102,10 @@ class CellFlowMatching(FlowMatchingModule):
         Description of the training data (time labels, representation); set by
         :func:`bioflow.tl.fit_dynamics` and the CLI so a saved model can be applied to new
         AnnData.
+    global_coupling
+        Under DDP, couple the union of all ranks' minibatches
+        (:class:`~bioflow.core.couplings.distributed.GlobalCoupling`) instead of each
+        rank's own; the coupling then runs in the training step.
 
     Examples
     --------
@@ -132,6 +137,7 @@ class CellFlowMatching(FlowMatchingModule):
         solver: str = "rk4",
         solver_steps: int = 20,
         data_spec: dict | None = None,
+        global_coupling: bool = False,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         data_spec = plain_spec(data_spec)
@@ -144,6 +150,8 @@ class CellFlowMatching(FlowMatchingModule):
         self.path, self.coupling = cfm_components(
             method, sigma, sinkhorn_reg, wcfm_epsilon, wcfm_kappa, wcfm_cost
         )
+        if global_coupling:
+            self.coupling = GlobalCoupling(self.coupling)
         self.method = method
         self.net = MLPVectorField(
             dim,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +16,32 @@ from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators
 from bioflow.nn import FourierFeatures, PopulationEncoder, ResidualMLPVectorField
 
 META_METHODS = ("mfm", "fm", "cgfm")
+META_COUPLINGS = ("independent", "paired", "exact")
+META_TRAINING = ("joint", "alternating")
+
+#: Encoder and field settings of the reference implementation's letters experiment
+#: (lazaratan/meta-flow-matching, ``conf/experiment/letters_mfm.yaml`` and
+#: ``models/components/gnn.py``): 3 GCN layers of 64 with ReLU between them and none
+#: after the last, no head, k = 50; a 4-layer, 512-wide MLP over 128 random Fourier
+#: features of scale 0.01 and a 128-d sinusoidal time embedding; Adam at 1e-4 with
+#: alternating encoder / field steps.  (The reference's MLP has no skip connections; here
+#: it is the residual MLP of the same width and depth.)
+REFERENCE_LETTERS_SETTINGS = {
+    "encoder_hidden": (64, 64, 64),
+    "embed_dim": 64,
+    "encoder_head": False,
+    "encoder_final_activation": False,
+    "encoder_activation": "relu",
+    "k": 50,
+    "width": 512,
+    "depth": 4,
+    "n_fourier": 128,
+    "fourier_scale": 0.01,
+    "time_dim": 128,
+    "lr": 1e-4,
+    "training": "alternating",
+    "coupling": "paired",
+}
 
 
 class MetaFlowMatching(FlowMatchingModule):
@@ -30,8 +57,11 @@ class MetaFlowMatching(FlowMatchingModule):
     - ``"cgfm"``: a one-hot of the training population and the one-hot treatment;
       populations unseen in training get the uniform vector ``1 / n_populations``.
 
-    Loss: ``E_i E_{x0 ~ P_i^0, x1 ~ P_i^1, t} ||v(t, x_t | c_i) - (x1 - x0)||^2`` on the
-    linear path ``x_t = (1 - t) x0 + t x1`` (independent pairs within a population).
+    Loss: ``E_i E_{(x0, x1) ~ pi_i, t} ||v(t, x_t | c_i) - (x1 - x0)||^2`` on the
+    linear path ``x_t = (1 - t) x0 + t x1``, where the coupling ``pi_i`` of a population's
+    initial and final cells is a choice (``coupling``): independent, the data's own pairs
+    (a ``pair_key``), or the exact OT plan of the minibatch
+    (:class:`~bioflow.core.ExactOTCoupling`).
 
     Parameters
     ----------
@@ -46,6 +76,19 @@ class MetaFlowMatching(FlowMatchingModule):
         Number of training populations (needed by ``"cgfm"``); default from ``data_spec``.
     embed_dim, encoder_hidden, k
         Population encoder: embedding size, GCN widths and kNN neighbours.
+    encoder_activation, encoder_head, encoder_final_activation
+        Encoder non-linearity, linear head after pooling, activation after the last
+        layer (see :class:`~bioflow.nn.PopulationEncoder`).
+    n_encoder_features
+        Per-cell categorical features (one-hot, e.g. cell type) given to the encoder;
+        default from ``data_spec["encoder_categories"]``.
+    coupling
+        Pairs within a population: ``"independent"``, ``"paired"`` (the data's pairs; the
+        data must have a ``pair_key``) or ``"exact"`` (exact OT on each minibatch).
+    training
+        ``"joint"`` (encoder and field in every step) or ``"alternating"`` (the
+        reference's scheme: even steps update the field with the embedding fixed, odd
+        steps update the encoder only).
     embed_cells
         At most this many initial cells are embedded (a fixed, seeded subsample of larger
         populations at prediction time; a random one each training step).
@@ -87,6 +130,12 @@ class MetaFlowMatching(FlowMatchingModule):
         encoder_hidden: Sequence[int] = (64, 64),
         k: int = 50,
         embed_cells: int = 512,
+        encoder_activation: str = "selu",
+        encoder_head: bool = True,
+        encoder_final_activation: bool = True,
+        n_encoder_features: int | None = None,
+        coupling: str = "independent",
+        training: str = "joint",
         width: int = 256,
         depth: int = 3,
         activation: str = "silu",
@@ -104,6 +153,10 @@ class MetaFlowMatching(FlowMatchingModule):
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         if method not in META_METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
+        if coupling not in META_COUPLINGS:
+            raise ValueError(f"unknown coupling {coupling!r}; choose one of {META_COUPLINGS}")
+        if training not in META_TRAINING:
+            raise ValueError(f"unknown training {training!r}; choose one of {META_TRAINING}")
         data_spec = plain_spec(data_spec)
         spec = data_spec or {}
         if dim is None:
@@ -114,6 +167,8 @@ class MetaFlowMatching(FlowMatchingModule):
             n_conditions = len(spec.get("conditions", []))
         if n_populations is None:
             n_populations = len(spec.get("populations", []))
+        if n_encoder_features is None:
+            n_encoder_features = len(spec.get("encoder_categories", []) or [])
         if method == "mfm" and spec.get("min_source_cells", k + 1) < k + 1:
             raise ValueError(
                 f"a population has {spec['min_source_cells']} initial cells; the encoder's kNN "
@@ -124,12 +179,30 @@ class MetaFlowMatching(FlowMatchingModule):
         if embed_cells < k + 1:
             raise ValueError(f"embed_cells ({embed_cells}) must be at least k + 1 ({k + 1})")
         self.save_hyperparameters()
-        self.hparams.update(dim=dim, n_conditions=n_conditions, n_populations=n_populations)
+        self.hparams.update(
+            dim=dim,
+            n_conditions=n_conditions,
+            n_populations=n_populations,
+            n_encoder_features=n_encoder_features,
+        )
+        self.coupling, self.training_scheme = coupling, training
+        self.n_encoder_features = n_encoder_features
+        self._encoder_step = False
+        self._warned_k = False
         self.method, self.dim = method, dim
         self.n_conditions, self.n_populations = n_conditions, n_populations
         self.embed_cells = embed_cells
         self.encoder = (
-            PopulationEncoder(dim, hidden=tuple(encoder_hidden), out_dim=embed_dim, k=k)
+            PopulationEncoder(
+                dim,
+                hidden=tuple(encoder_hidden),
+                out_dim=embed_dim,
+                k=k,
+                activation=encoder_activation,
+                extra_dim=n_encoder_features,
+                head=encoder_head,
+                final_activation=encoder_final_activation,
+            )
             if method == "mfm"
             else None
         )
@@ -150,27 +223,49 @@ class MetaFlowMatching(FlowMatchingModule):
         self.data_spec = data_spec
 
     # --- conditions ----------------------------------------------------------------------
-    def _subsample(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _subsample(self, x: Tensor, generator: torch.Generator | None) -> Tensor | None:
         if x.shape[0] <= self.embed_cells:
-            return x
-        idx = torch.randperm(x.shape[0], generator=generator)[: self.embed_cells]
-        return x[idx.to(x.device)]
+            return None
+        return torch.randperm(x.shape[0], generator=generator)[: self.embed_cells]
 
-    def embed(self, cells: Tensor | Sequence[Tensor], seed: int | None = 0) -> Tensor:
+    def embed(
+        self,
+        cells: Tensor | Sequence[Tensor],
+        seed: int | None = 0,
+        *,
+        neighbours: Sequence[Tensor] | None = None,
+        extra: Tensor | Sequence[Tensor] | None = None,
+    ) -> Tensor:
         """Embeddings ``(P, embed_dim)`` of populations of initial cells (``"mfm"`` only).
 
         Populations larger than ``embed_cells`` are subsampled (seeded by ``seed``; ``None``
-        draws from the global generator).
+        draws from the global generator).  ``neighbours``: precomputed kNN indices, one
+        ``(n_i, k)`` per population (only for populations not subsampled); ``extra``:
+        per-cell encoder features ``(n_i, n_encoder_features)``.
         """
         if self.encoder is None:
             raise ValueError(f"method {self.method!r} has no population encoder")
-        pops = [cells] if isinstance(cells, Tensor) and cells.dim() == 2 else list(cells)
+        single = isinstance(cells, Tensor) and cells.dim() == 2
+        pops = [cells] if single else list(cells)
+        extras = None
+        if extra is not None:
+            extras = [extra] if single and isinstance(extra, Tensor) else list(extra)
         g = None if seed is None else torch.Generator().manual_seed(seed)
-        pops = [
-            self._subsample(torch.as_tensor(p, dtype=torch.float32, device=self.device), g)
-            for p in pops
-        ]
-        return self.encoder(pops)
+        out_p, out_e = [], []
+        for i, p in enumerate(pops):
+            p = torch.as_tensor(p, dtype=torch.float32, device=self.device)
+            idx = self._subsample(p, g)
+            if idx is not None:
+                if neighbours is not None:
+                    raise ValueError("precomputed neighbours need populations <= embed_cells")
+                p = p[idx.to(p.device)]
+            out_p.append(p)
+            if extras is not None:
+                e = torch.as_tensor(extras[i], dtype=torch.float32, device=self.device)
+                out_e.append(e if idx is None else e[idx.to(e.device)])
+        return self.encoder(
+            out_p, neighbours=neighbours, extra=out_e if extras is not None else None
+        )
 
     def condition_vector(
         self,
@@ -180,6 +275,9 @@ class MetaFlowMatching(FlowMatchingModule):
         condition: Tensor | None = None,
         population: Tensor | None = None,
         seed: int | None = 0,
+        neighbours: Sequence[Tensor] | None = None,
+        extra: Sequence[Tensor] | None = None,
+        grad_encoder: bool = True,
     ) -> Tensor | None:
         """Condition rows ``(n, cond_dim)`` for ``n`` populations (``None`` if empty).
 
@@ -191,7 +289,8 @@ class MetaFlowMatching(FlowMatchingModule):
         if self.method == "mfm":
             if cells is None:
                 raise ValueError("method 'mfm' needs the initial cells of each population")
-            parts.append(self.embed(cells, seed=seed))
+            with torch.set_grad_enabled(grad_encoder and torch.is_grad_enabled()):
+                parts.append(self.embed(cells, seed=seed, neighbours=neighbours, extra=extra))
         elif self.method == "cgfm":
             onehot = torch.full(
                 (n, self.n_populations), 1.0 / self.n_populations, device=self.device
@@ -211,16 +310,59 @@ class MetaFlowMatching(FlowMatchingModule):
         return torch.cat(parts, dim=1) if parts else None
 
     # --- training ------------------------------------------------------------------------
+    def _pairs(self, x0: Tensor, x1: Tensor, batch: dict, generator) -> Tensor:
+        """Partners of ``x0`` ``(P, n, d)`` in ``x1`` under the model's coupling."""
+        paired = bool(batch.get("paired", False))
+        if self.coupling == "paired":
+            if not paired:
+                raise ValueError(
+                    "coupling='paired' needs paired data: fit with a pair_key (an obs column "
+                    "of pair ids shared by an initial and a final cell)"
+                )
+            return x1
+        if self.coupling == "exact":
+            from bioflow.core.couplings import ExactOTCoupling
+
+            ot = ExactOTCoupling()
+            return torch.stack([ot(a, b, generator).x1 for a, b in zip(x0, x1, strict=True)])
+        if paired:  # independent coupling on paired data: break the pairs
+            perm = torch.stack(
+                [torch.randperm(x1.shape[1], generator=generator) for _ in range(x1.shape[0])]
+            ).to(x1.device)
+            return torch.gather(x1, 1, perm[..., None].expand_as(x1))
+        return x1
+
     def compute_loss(self, batch: dict) -> LossOutput:
         x0, x1 = batch["x0"], batch["x1"]
         n_pop, n_cells, d = x0.shape
-        _, dev_gen = batch_generators(batch, x0.device)
+        cpu_gen, dev_gen = batch_generators(batch, x0.device)
+        x1 = self._pairs(x0, x1, batch, cpu_gen)
+        alternating = self.training_scheme == "alternating" and self.encoder is not None
+        # alternating (reference scheme): even steps train the field with the embedding
+        # fixed, odd steps train the encoder (the field's gradients are dropped)
+        self._encoder_step = alternating and self.training and self.global_step % 2 == 1
+        graphs = batch.get("src_nbrs")
+        if graphs is not None and self.encoder is not None:
+            if any(getattr(g, "k", self.encoder.k) != self.encoder.k for g in graphs):
+                if not self._warned_k:
+                    warnings.warn(
+                        f"the data's cached kNN graphs do not use the encoder's k="
+                        f"{self.encoder.k} (set the DataModule's knn_k to the model's k); "
+                        "building graphs in every step instead",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                    self._warned_k = True
+                graphs = None
         cvec = self.condition_vector(
             n_pop,
             cells=batch.get("src"),
             condition=batch.get("cond"),
             population=batch.get("pop"),
             seed=None if batch.get("seed") is None else int(batch["seed"]),
+            neighbours=graphs,
+            extra=batch.get("src_extra"),
+            grad_encoder=not alternating or self._encoder_step or not self.training,
         )
         cond = None if cvec is None else cvec.repeat_interleave(n_cells, dim=0)
         loss = flow_matching_loss(
@@ -233,6 +375,11 @@ class MetaFlowMatching(FlowMatchingModule):
         )
         return LossOutput(loss, batch_size=n_pop * n_cells)
 
+    def on_after_backward(self) -> None:
+        if self._encoder_step:
+            for p in self.net.parameters():
+                p.grad = None
+
     def _predict_batch(self, batch: dict) -> Tensor:
         cond = batch.get("cond")
         pop = batch.get("pop")
@@ -240,6 +387,7 @@ class MetaFlowMatching(FlowMatchingModule):
             batch["x0"],
             condition=None if cond is None or not self.n_conditions else int(cond[0]),
             population=None if pop is None or int(pop[0]) < 0 else int(pop[0]),
+            embed_extra=batch.get("src_extra"),
         )
 
     def validation_metrics(self, batch: dict) -> dict[str, float]:
@@ -263,6 +411,7 @@ class MetaFlowMatching(FlowMatchingModule):
         condition: int | None = None,
         population: int | None = None,
         embed_from: Tensor | None = None,
+        embed_extra: Tensor | None = None,
         method: str | None = None,
         steps: int | None = None,
         return_path: bool = False,
@@ -279,6 +428,9 @@ class MetaFlowMatching(FlowMatchingModule):
             Training-population index for ``"cgfm"`` (``None``: unseen, uniform vector).
         embed_from
             Cells to embed for ``"mfm"`` (default: ``x0``).
+        embed_extra
+            Encoder features of the embedded cells ``(n, n_encoder_features)`` (models
+            fitted with an ``encoder_key``).
         method, steps
             ODE solver (default: the model's).
         return_path
@@ -290,12 +442,24 @@ class MetaFlowMatching(FlowMatchingModule):
             ``(n, dim)`` predicted final cells.
         """
         x0 = torch.as_tensor(x0, dtype=torch.float32, device=self.device)
-        cells = None
+        cells, extra = None, None
         if self.method == "mfm":
             cells = [x0 if embed_from is None else torch.as_tensor(embed_from).float()]
+            if self.n_encoder_features:
+                if embed_extra is None:
+                    raise ValueError(
+                        f"this model's encoder takes {self.n_encoder_features} per-cell "
+                        "features (its encoder_key): pass embed_extra"
+                    )
+                extra = [torch.as_tensor(embed_extra).float()]
         pop = None if population is None else torch.tensor([population])
         cnd = None if condition is None else torch.tensor([condition])
-        cvec = self.condition_vector(1, cells=cells, condition=cnd, population=pop)
+        if cnd is not None and not 0 <= int(condition) < self.n_conditions:
+            raise ValueError(
+                f"condition index {condition} is not one of the {self.n_conditions} "
+                "treatments the model was trained on"
+            )
+        cvec = self.condition_vector(1, cells=cells, condition=cnd, population=pop, extra=extra)
         steps = self.solver_steps if steps is None else steps
         if isinstance(steps, bool) or not hasattr(steps, "__index__") or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")

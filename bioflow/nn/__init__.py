@@ -1,19 +1,19 @@
 """Plain ``torch.nn`` building blocks shared by the model families."""
 
-from bioflow.nn.embeddings import FourierFeatures, SinusoidalTimeEmbedding
-from bioflow.nn.fields import MLPVectorField, ResidualMLPVectorField, make_activation
-from bioflow.nn.population import PopulationEncoder, knn_edges
-from bioflow.nn.sequence import DilatedConvNet, SequenceClassifier, SequenceTransformer
+from bioflow._lazy import attach
 
-__all__ = [
-    "DilatedConvNet",
-    "FourierFeatures",
-    "MLPVectorField",
-    "PopulationEncoder",
-    "ResidualMLPVectorField",
-    "SequenceClassifier",
-    "SequenceTransformer",
-    "SinusoidalTimeEmbedding",
-    "knn_edges",
-    "make_activation",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    [],
+    {
+        **dict.fromkeys(["FourierFeatures", "SinusoidalTimeEmbedding"], ".embeddings"),
+        **dict.fromkeys(["MLPVectorField", "ResidualMLPVectorField", "make_activation"], ".fields"),
+        **dict.fromkeys(
+            ["DilatedConvNet", "SequenceClassifier", "SequenceTransformer"], ".sequence"
+        ),
+        **dict.fromkeys(
+            ["KNNGraph", "KNNGraphConv", "PopulationEncoder", "knn_edges", "knn_indices"],
+            ".population",
+        ),
+    },
+)

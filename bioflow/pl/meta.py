@@ -10,13 +10,52 @@ from bioflow._docs import share_docs
 from bioflow.pl._utils import finish
 
 
-def _coords(adata, use_rep: str | None, dims: tuple[int, int]) -> np.ndarray:
+def _features(adata, use_rep: str | None) -> tuple[np.ndarray, list[str]]:
     from bioflow.data.anndata import read_representation
 
     x = read_representation(adata, use_rep)
-    if x.shape[1] <= max(dims):
-        raise ValueError(f"dims={dims} out of range for {x.shape[1]} features")
-    return x[:, list(dims)]
+    if use_rep is None:
+        names = [str(v) for v in adata.var_names]
+    else:
+        names = [f"{use_rep}[{i}]" for i in range(x.shape[1])]
+    return x, names
+
+
+def _project(
+    clouds: list[np.ndarray], names: list[str], basis: str, dims, seed: int
+) -> tuple[list[np.ndarray], tuple[str, str]]:
+    """2-d coordinates of each cloud in a shared basis, and the axis labels."""
+    d = clouds[0].shape[1]
+    if basis == "features":
+        idx = []
+        for f in dims:
+            if isinstance(f, str):
+                if f not in names:
+                    raise ValueError(f"feature {f!r} not found; features: {names[:20]}")
+                idx.append(names.index(f))
+            else:
+                if not 0 <= int(f) < d:
+                    raise ValueError(f"dims={tuple(dims)} out of range for {d} features")
+                idx.append(int(f))
+        return [c[:, idx] for c in clouds], (names[idx[0]], names[idx[1]])
+    allx = np.concatenate(clouds)
+    if basis == "pca":
+        mean = allx.mean(0)
+        _, sv, vt = np.linalg.svd(allx - mean, full_matrices=False)
+        comps = vt[:2].T
+        var = sv**2 / max((sv**2).sum(), 1e-12)
+        out = [(c - mean) @ comps for c in clouds]
+        return out, (f"PC1 ({100 * var[0]:.0f}%)", f"PC2 ({100 * var[1]:.0f}%)")
+    if basis == "umap":
+        import umap
+
+        emb = umap.UMAP(n_components=2, random_state=seed).fit_transform(allx)
+        out, start = [], 0
+        for c in clouds:
+            out.append(emb[start : start + len(c)])
+            start += len(c)
+        return out, ("UMAP1", "UMAP2")
+    raise ValueError(f"basis must be 'features', 'pca' or 'umap', got {basis!r}")
 
 
 @share_docs
@@ -26,8 +65,11 @@ def populations(
     truth,
     *,
     use_rep: str | None = None,
-    dims: tuple[int, int] = (0, 1),
+    basis: str | None = None,
+    dims: tuple = (0, 1),
     titles: tuple[str, str, str] = ("initial", "predicted", "observed"),
+    title: str | None = None,
+    seed: int = 0,
     point_size: float = 4.0,
     ax=None,
     show: bool | None = None,
@@ -43,10 +85,18 @@ def populations(
     use_rep
         Key of ``.obsm`` holding the coordinates (``None``: the first ``.obsm`` key of
         ``prediction``, else ``.X``).
+    basis
+        ``"features"`` (two features, ``dims``), ``"pca"`` (the first two principal
+        components of the three sets together) or ``"umap"`` (a joint UMAP; needs
+        ``umap-learn``).  Default: ``"features"`` for 2 features, else ``"pca"``.
     dims
-        The two features plotted.
+        With ``basis="features"``: the two features, by index or by name (``var_names``).
     titles
         Panel titles.
+    title
+        Figure title (e.g. the population and treatment).
+    seed
+        Seed of the UMAP layout.
     point_size
         Marker size.
     ax
@@ -70,8 +120,8 @@ def populations(
     >>> src, truth = pop[pop.obs["state"] == "source"], pop[pop.obs["state"] == "target"]
     >>> pred = bioflow.tl.predict_population(model, src)
     >>> axes = bioflow.pl.populations(src, pred, truth, use_rep="X_coords", show=False)
-    >>> [a.get_title() for a in axes]
-    ['initial', 'predicted', 'observed']
+    >>> [a.get_title() for a in axes], axes[0].get_xlabel()
+    (['initial', 'predicted', 'observed'], 'X_coords[0]')
     """
     if use_rep is None and len(prediction.obsm):
         use_rep = next(iter(prediction.obsm))
@@ -82,17 +132,27 @@ def populations(
     axes = np.asarray(ax).ravel()
     if axes.size != 3:
         raise ValueError(f"ax must hold 3 axes, got {axes.size}")
-    for a, data, title, color in zip(
-        axes,
-        (adata, prediction, truth),
-        titles,
-        ("tab:gray", "tab:blue", "tab:orange"),
-        strict=True,
+    clouds, names = [], None
+    for data in (adata, prediction, truth):
+        x, nm = _features(data, use_rep)
+        if clouds and x.shape[1] != clouds[0].shape[1]:
+            raise ValueError(
+                f"the three sets must have the same features; got {clouds[0].shape[1]} "
+                f"and {x.shape[1]}"
+            )
+        clouds.append(x)
+        names = names or nm
+    basis = basis or ("features" if clouds[0].shape[1] == 2 else "pca")
+    xys, (xlabel, ylabel) = _project(clouds, names, basis, dims, seed)
+    for a, xy, panel, color in zip(
+        axes, xys, titles, ("tab:gray", "tab:blue", "tab:orange"), strict=True
     ):
-        xy = _coords(data, use_rep, dims)
         a.scatter(xy[:, 0], xy[:, 1], s=point_size, c=color, alpha=0.6, linewidths=0)
-        a.set_title(title)
-        a.set_xlabel(f"{use_rep or 'X'} {dims[0] + 1}")
-        a.set_ylabel(f"{use_rep or 'X'} {dims[1] + 1}")
-        a.set_aspect("equal", adjustable="box")
+        a.set_title(panel)
+        a.set_xlabel(xlabel)
+        a.set_ylabel(ylabel)
+        if basis == "features" and clouds[0].shape[1] == 2:
+            a.set_aspect("equal", adjustable="box")
+    if title is not None:
+        axes[0].figure.suptitle(title)
     return finish(axes, show, save)

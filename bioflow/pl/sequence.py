@@ -81,7 +81,7 @@ def sequence_logo(
     if kind not in ("frequency", "information"):
         raise ValueError(f"kind must be 'frequency' or 'information', got {kind!r}")
     if isinstance(sequences, str):
-        raise ValueError("sequences must be a list of strings, not one string")
+        raise ValueError(f"sequences must be a list of strings, not one string: {sequences[:20]!r}")
     if len(sequences) == 0:
         raise ValueError("sequences must be a non-empty list of strings")
     letters = resolve_alphabet(alphabet)

@@ -45,6 +45,7 @@ def make_trainer(
     monitor: str = "val/loss",
     patience: int = 0,
     history_every: int = 10,
+    compile: bool | dict = False,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
     """A Lightning Trainer with quiet defaults for interactive fitting.
@@ -54,12 +55,16 @@ def make_trainer(
     runs every epoch of the data stream; ``patience > 0`` adds early stopping on
     ``monitor``.  The trainer carries a :class:`~bioflow.tl._progress.HistoryRecorder`
     as ``trainer.bioflow_history``; :func:`run_fit` turns it into ``model.history``.
+    ``precision=`` (e.g. ``"bf16-mixed"``) goes straight to Lightning; ``compile=True`` (or
+    a dict of :func:`torch.compile` options) compiles the networks (:class:`CompileNetworks`).
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
     history = HistoryRecorder(history_every)
     callbacks.append(history)
+    if compile:
+        callbacks.append(CompileNetworks(**(compile if isinstance(compile, dict) else {})))
     show_bar = trainer_kwargs.get("enable_progress_bar", True)
     if show_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(FitProgressBar())
@@ -156,10 +161,13 @@ def fit_model(
 def connect(model, datamodule) -> None:
     """Wire a model to its DataModule before fitting, by explicit calls only.
 
-    With loader workers (``datamodule.num_workers > 0``) a DataModule that offers
-    ``set_coupling`` receives the model's ``coupling``, so the coupling runs in the
-    workers and overlaps the training step; otherwise the model couples in its step.
-    Models never reach into the DataModule themselves.
+    A DataModule that offers ``set_coupling`` receives the model's ``coupling``, so the
+    (CPU) coupling runs in the loader, off the critical path: in its workers
+    (``num_workers > 0``) or, without workers, in the thread that prefetches the next
+    batches while the current step runs.  The coupling's compiled kernel is loaded here,
+    once, before any worker forks.  A collective coupling (``collective = True``, e.g.
+    :class:`~bioflow.core.couplings.distributed.GlobalCoupling`) stays in the training
+    step, where every rank calls it in step.  Models never reach into the DataModule.
 
     Parameters
     ----------
@@ -169,12 +177,13 @@ def connect(model, datamodule) -> None:
         The LightningDataModule it will be fitted on.
     """
     coupling = getattr(model, "coupling", None)
-    if (
-        coupling is not None
-        and hasattr(datamodule, "set_coupling")
-        and getattr(datamodule, "num_workers", 0) > 0
-    ):
-        datamodule.set_coupling(coupling)
+    if coupling is None or not hasattr(datamodule, "set_coupling"):
+        return
+    if getattr(coupling, "collective", False):
+        datamodule.set_coupling(None)
+        return
+    coupling.warmup()
+    datamodule.set_coupling(coupling)
 
 
 def run_fit(trainer: L.Trainer, model, datamodule):
@@ -209,3 +218,42 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "item"):
         return v.item()
     return v if isinstance(v, str | int | float | bool) else str(v)
+
+
+class CompileNetworks(L.Callback):
+    """Compile the model's networks with :func:`torch.compile` before fitting.
+
+    Each direct child module with trainable parameters (the vector field, an encoder) is
+    compiled in place (:meth:`torch.nn.Module.compile`), so parameter names, checkpoints
+    and ``model.save`` files are unchanged.  ``tl.fit_*(..., compile=True)`` adds it; on the
+    command line: ``--trainer.callbacks+=bioflow.callbacks.CompileNetworks``.
+
+    Parameters
+    ----------
+    backend, mode, dynamic, fullgraph
+        Passed to :func:`torch.compile` (``backend="eager"`` only traces: a cheap check).
+
+    Examples
+    --------
+    >>> cb = CompileNetworks(mode="reduce-overhead")
+    >>> trainer = lightning.Trainer(callbacks=[cb])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: str = "inductor",
+        mode: str | None = None,
+        dynamic: bool | None = None,
+        fullgraph: bool = False,
+    ) -> None:
+        super().__init__()
+        self.options = dict(backend=backend, mode=mode, dynamic=dynamic, fullgraph=fullgraph)
+        self.compiled: list[str] = []
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit":
+            return
+        for name, child in pl_module.named_children():
+            if name not in self.compiled and any(p.requires_grad for p in child.parameters()):
+                child.compile(**self.options)
+                self.compiled.append(name)

@@ -128,6 +128,8 @@ def fit_dynamics(
     **trainer_kwargs
         Passed to :class:`lightning.Trainer` (``accelerator``, ``devices``,
         ``enable_progress_bar``, ``logger``, ...).
+        ``compile=True`` compiles the networks with :func:`torch.compile` (a dict gives its
+        options) and ``precision=`` sets Lightning's precision (e.g. ``"bf16-mixed"``).
 
     Returns
     -------

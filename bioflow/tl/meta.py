@@ -10,7 +10,12 @@ import pandas as pd
 import torch
 
 from bioflow.data.anndata import match_labels, read_representation
-from bioflow.data.populations import PopulationDataModule, read_populations
+from bioflow.data.populations import (
+    PopulationDataModule,
+    check_labels,
+    holdout_populations,
+    read_populations,
+)
 from bioflow.models.meta import META_METHODS, MetaFlowMatching
 from bioflow.tl._predicted import predicted_anndata
 from bioflow.tl._train import check_validation, fit_model, record
@@ -26,6 +31,13 @@ def fit_meta_flow(
     use_rep: str | None = None,
     method: str = "mfm",
     exclude_populations: Sequence = (),
+    holdout_key: str | None = None,
+    holdout_value: Any = None,
+    holdout_mask: Any = None,
+    coupling: str | None = None,
+    pair_key: str | None = None,
+    encoder_key: str | None = None,
+    on_small: str = "skip",
     max_steps: int = 2000,
     populations_per_step: int = 8,
     cells_per_population: int = 256,
@@ -56,7 +68,25 @@ def fit_meta_flow(
         ``"mfm"`` (population embedding, Meta Flow Matching), ``"fm"`` (treatment only) or
         ``"cgfm"`` (one-hot of the training population).
     exclude_populations
-        Populations left out of training (held out for evaluation).
+        Populations left out of training (held out for evaluation); a list of labels.
+    holdout_key, holdout_value, holdout_mask
+        Hold out, in addition, the populations whose cells have
+        ``obs[holdout_key] == holdout_value`` (a value or a list), or those selected by a
+        boolean mask over the cells; either must select whole populations.
+    coupling
+        Pairs of initial and final cells within a population: ``"independent"``,
+        ``"paired"`` (by ``pair_key``) or ``"exact"`` (minibatch exact OT).  Default:
+        ``"paired"`` when a ``pair_key`` is given, else ``"exact"`` (measured: on letters
+        paired 0.254 < exact 0.258 < independent 0.307 test W1, on the response task exact
+        1.00 < independent 1.46; exact costs about 2-3x the fit time on CPU;
+        ``benchmarks/results/meta_choices.json``).
+    pair_key
+        Column of ``.obs`` with pair ids linking an initial to a final cell.
+    encoder_key
+        Categorical column of ``.obs`` (e.g. cell type) given one-hot to the encoder.
+    on_small
+        Populations with fewer than ``k + 1`` initial cells (``"mfm"``; 1 otherwise) or
+        without final cells: ``"skip"`` (one warning names them) or ``"raise"``.
     max_steps
         Optimiser steps.
     populations_per_step, cells_per_population
@@ -76,6 +106,8 @@ def fit_meta_flow(
         ``embed_dim``, ``width``, ``lr``, ...).
     **trainer_kwargs
         Passed to :class:`lightning.Trainer`.
+        ``compile=True`` compiles the networks with :func:`torch.compile` (a dict gives its
+        options) and ``precision=`` sets Lightning's precision (e.g. ``"bf16-mixed"``).
 
     Returns
     -------
@@ -104,10 +136,21 @@ def fit_meta_flow(
         raise ValueError(f"unknown method {method!r}; choose one of {META_METHODS}")
     patience = check_validation(validation_fraction, early_stopping)
     kwargs = dict(model_kwargs or {})
+    if coupling is None:
+        coupling = kwargs.get("coupling") or ("paired" if pair_key is not None else "exact")
+    if "coupling" in kwargs and kwargs["coupling"] != coupling:
+        raise ValueError("pass the coupling once: coupling= or model_kwargs['coupling']")
+    kwargs["coupling"] = coupling
+    if coupling == "paired" and pair_key is None:
+        raise ValueError("coupling='paired' needs pair_key (an obs column of pair ids)")
     k = kwargs.get("k", 50)
+    exclude = check_labels(exclude_populations, "exclude_populations")
+    for p in holdout_populations(adata, population_key, holdout_key, holdout_value, holdout_mask):
+        if p not in exclude:
+            exclude.append(p)
     val_pops: list[str] = []
     if validation_fraction > 0 and population_key in adata.obs:
-        excluded = {str(p) for p in exclude_populations}
+        excluded = set(exclude)
         pops = [p for p in pd.unique(adata.obs[population_key].astype(str)) if p not in excluded]
         n_val = max(1, int(round(validation_fraction * len(pops))))
         if n_val >= len(pops):
@@ -123,13 +166,19 @@ def fit_meta_flow(
         source_value=source_value,
         condition_key=condition_key,
         use_rep=use_rep,
-        exclude_populations=[*exclude_populations, *val_pops],
+        exclude_populations=[*exclude, *val_pops],
         min_source_cells=k + 1 if method == "mfm" else 1,
         populations_per_step=populations_per_step,
         cells_per_population=cells_per_population,
-        embed_cells=kwargs.setdefault("embed_cells", max(512, k + 1)),
+        # the encoder embeds as many initial cells as the field sees per population (the
+        # reference embeds the field's own batch), which keeps an MFM step near an FM step
+        embed_cells=kwargs.setdefault("embed_cells", max(cells_per_population, k + 1)),
         num_workers=num_workers,
         seed=seed,
+        knn_k=k if method == "mfm" else None,
+        pair_key=pair_key,
+        encoder_key=encoder_key,
+        on_small=on_small,
     )
     pset = dm.pset
     if val_pops:
@@ -192,7 +241,26 @@ def _population_index(spec: dict, label: Any) -> int | None:
     return pops.index(str(label)) if str(label) in pops else None
 
 
-def _predict_cells(model, spec, x0, label, cidx, method=None, steps=None) -> np.ndarray:
+def _encoder_extra(spec: dict, adata, rows: np.ndarray) -> np.ndarray | None:
+    """One-hot encoder features of ``rows`` from ``obs[encoder_key]`` (or ``None``)."""
+    key = spec.get("encoder_key")
+    cats = spec.get("encoder_categories") or []
+    if key is None or not cats:
+        return None
+    if key not in adata.obs:
+        raise ValueError(
+            f"the model's encoder reads adata.obs[{key!r}] (encoder_key); it is missing"
+        )
+    lab = adata.obs[key].astype(str).to_numpy()[rows]
+    unknown = sorted(set(lab) - set(cats))
+    if unknown:
+        raise ValueError(
+            f"adata.obs[{key!r}] has values {unknown[:10]} unseen in training; known: {cats}"
+        )
+    return (lab[:, None] == np.asarray(cats)[None, :]).astype(np.float32)
+
+
+def _predict_cells(model, spec, x0, label, cidx, method=None, steps=None, extra=None) -> np.ndarray:
     if model.method == "mfm" and x0.shape[0] < model.encoder.k + 1:
         raise ValueError(
             f"population {label!r} has {x0.shape[0]} initial cells; the model's "
@@ -202,6 +270,7 @@ def _predict_cells(model, spec, x0, label, cidx, method=None, steps=None) -> np.
         torch.from_numpy(x0),
         condition=cidx,
         population=_population_index(spec, label),
+        embed_extra=None if extra is None else torch.from_numpy(extra),
         method=method,
         steps=steps,
     )
@@ -250,8 +319,16 @@ def predict_population(
     Raises
     ------
     ValueError
-        Unknown condition, no initial cells, a population smaller than the encoder's
-        ``k + 1``, or a representation of the wrong width.
+        Unknown condition (one the model was not trained on), no initial cells, a
+        population smaller than the encoder's ``k + 1``, or a representation of the wrong
+        width.
+
+    Notes
+    -----
+    Predicted cells are named ``"<initial cell>-pred"`` (``"-pred-<condition>"`` with
+    treatments), so they concatenate with the observed cells and with predictions for
+    other treatments without clashes; ``obs["bioflow_source_cell"]`` keeps the initial
+    cell's name, and categorical ``.obs`` columns stay categorical.
 
     Examples
     --------
@@ -285,14 +362,32 @@ def predict_population(
         if pkey in adata.obs
         else np.full(len(rows), None, dtype=object)
     )
+    extra = _encoder_extra(spec, adata, rows)
     pred = np.empty_like(x)
     for label in pd.unique(labels):
         sel = labels == label
-        pred[sel] = _predict_cells(model, spec, x[sel], label, cidx, method, steps)
+        pred[sel] = _predict_cells(
+            model,
+            spec,
+            x[sel],
+            label,
+            cidx,
+            method,
+            steps,
+            None if extra is None else extra[sel],
+        )
     obs = adata.obs.iloc[rows].copy()
-    if spec["condition_key"] is not None and cidx is not None:
-        obs[spec["condition_key"]] = spec["conditions"][cidx]
+    ckey = spec["condition_key"]
+    if ckey is not None and cidx is not None:
+        value = spec["conditions"][cidx]
+        if ckey in obs and isinstance(obs[ckey].dtype, pd.CategoricalDtype):
+            cats = list(obs[ckey].cat.categories)
+            cats = cats if value in cats else [*cats, value]
+            obs[ckey] = pd.Categorical([value] * len(obs), categories=cats)
+        else:
+            obs[ckey] = pd.Categorical([value] * len(obs))
     obs["bioflow_predicted"] = True
+    tag = "pred" if ckey is None or cidx is None else f"pred-{spec['conditions'][cidx]}"
     src = adata[rows] if len(rows) != adata.n_obs else adata
     out = predicted_anndata(
         src,
@@ -301,7 +396,7 @@ def predict_population(
         obs,
         use_rep=spec["use_rep"],
         var_names=spec["var_names"],
-        suffix="-pred",
+        suffix=f"-{tag}",
         tool="predict_population",
     )
     record(
@@ -348,7 +443,17 @@ def evaluate_populations(
     Returns
     -------
     pandas.DataFrame
-        Columns ``population``, ``condition``, ``method``, ``w1``, ``w2``, ``mmd``, ``r``.
+        Columns ``population``, ``condition``, ``method``, ``n_source`` / ``n_target``
+        (cells), ``w1``, ``w2``, ``mmd``, ``r`` and the mean-shift errors ``mean_mse``,
+        ``mean_l2``, ``mean_l1`` (:func:`bioflow.metrics.mean_shift_errors`).  Per method,
+        a ``"mean"`` row averages the (population, treatment) rows plainly and a
+        ``"weighted_mean"`` row weights them by their observed final cells.
+
+    Raises
+    ------
+    ValueError
+        An unknown population, a treatment unseen in training, or a string where a list
+        of populations is expected.
 
     Examples
     --------
@@ -361,47 +466,102 @@ def evaluate_populations(
     >>> df = bioflow.tl.evaluate_populations(model, adata, populations=["C_0", "C_1"])
     >>> df[["population", "method"]].values.tolist()  # doctest: +NORMALIZE_WHITESPACE
     [['C_0', 'mfm'], ['C_0', 'no-motion'], ['C_1', 'mfm'], ['C_1', 'no-motion'],
-     ['mean', 'mfm'], ['mean', 'no-motion']]
+     ['mean', 'mfm'], ['mean', 'no-motion'], ['weighted_mean', 'mfm'],
+     ['weighted_mean', 'no-motion']]
     """
-    from bioflow.metrics import compare_distributions
+    from bioflow.metrics import compare_distributions, mean_shift_errors
     from bioflow.metrics.distribution import check_max_points
 
     spec = _spec(model, "evaluate_populations")
     check_max_points(max_points)
-    if isinstance(populations, str):
+    if isinstance(populations, str):  # one label
         populations = [populations]
-    if len(populations) == 0:
+    wanted = check_labels(populations, "populations")
+    if not wanted:
         raise ValueError("`populations` is empty")
-    pset = read_populations(
-        adata,
-        spec["population_key"],
-        spec["source_key"],
-        spec["source_value"],
-        spec["condition_key"],
-        spec["use_rep"],
-    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pset = read_populations(
+            adata,
+            spec["population_key"],
+            spec["source_key"],
+            spec["source_value"],
+            spec["condition_key"],
+            spec["use_rep"],
+        )
+    for p in wanted:
+        if p in pset.skipped:
+            raise ValueError(f"population {p!r} cannot be evaluated: it has {pset.skipped[p]}")
     if pset.dim != spec["dim"]:
         raise ValueError(f"the data has {pset.dim} features; the model was fitted on {spec['dim']}")
     known = {pr.population for pr in pset.problems}
-    wanted = [str(p) for p in populations]
     for p in wanted:
         if p not in known:
             raise ValueError(f"population {p!r} is not in adata.obs[{spec['population_key']!r}]")
+    problems = [pr for pr in pset.problems if pr.population in wanted]
+    unseen = sorted(
+        {pr.condition for pr in problems if pr.condition is not None} - set(spec["conditions"])
+    )
+    if unseen:
+        raise ValueError(
+            f"treatments {unseen} of these populations were not seen in training; the model "
+            f"knows {spec['conditions']}"
+        )
+    extra_all = _encoder_extra(spec, adata, np.arange(adata.n_obs))
     corr = pset.dim >= 3
+    metrics = ["w1", "w2", "mmd", "r", "mean_mse", "mean_l2", "mean_l1"]
     rows = []
-    for pr in pset.problems:
-        if pr.population not in wanted:
-            continue
+    for pr in problems:
         cidx = _condition_index(spec, pr.condition)
         x0, x1 = pset.x[pr.source], pset.x[pr.target]
-        pred = _predict_cells(model, spec, x0, pr.population, cidx, steps=steps)
+        pred = _predict_cells(
+            model,
+            spec,
+            x0,
+            pr.population,
+            cidx,
+            steps=steps,
+            extra=None if extra_all is None else extra_all[pr.source],
+        )
         cands = [(model.method, pred)] + ([("no-motion", x0)] if baseline else [])
         for name, pts in cands:
             m = compare_distributions(pts, x1, max_points=max_points, seed=seed, correlation=corr)
+            if not corr:
+                m["r"] = float("nan")
+            m.update(mean_shift_errors(pts, x1))
             rows.append(
-                {"population": pr.population, "condition": pr.condition, "method": name, **m}
+                {
+                    "population": pr.population,
+                    "condition": pr.condition,
+                    "method": name,
+                    "n_source": len(pr.source),
+                    "n_target": len(pr.target),
+                    **m,
+                }
             )
-    df = pd.DataFrame(rows, columns=["population", "condition", "method", "w1", "w2", "mmd", "r"])
-    means = df.groupby("method", sort=False)[["w1", "w2", "mmd", "r"]].mean().reset_index()
+    cols = ["population", "condition", "method", "n_source", "n_target", *metrics]
+    df = pd.DataFrame(rows, columns=cols)
+    means = df.groupby("method", sort=False)[metrics].mean().reset_index()
     means["population"], means["condition"] = "mean", None
-    return pd.concat([df, means[df.columns]], ignore_index=True)
+    means["n_source"] = df.groupby("method", sort=False)["n_source"].sum().to_numpy()
+    means["n_target"] = df.groupby("method", sort=False)["n_target"].sum().to_numpy()
+
+    def _weighted(g: pd.DataFrame) -> pd.Series:
+        w = g["n_target"].to_numpy(float)
+        return pd.Series(
+            {
+                c: float(np.nansum(g[c] * w) / w[g[c].notna()].sum())
+                if g[c].notna().any()
+                else float("nan")
+                for c in metrics
+            }
+        )
+
+    wmeans = pd.DataFrame(
+        [{"method": m, **_weighted(g)} for m, g in df.groupby("method", sort=False)]
+    )
+    wmeans["population"], wmeans["condition"] = "weighted_mean", None
+    wmeans["n_source"], wmeans["n_target"] = means["n_source"], means["n_target"]
+    return pd.concat([df, means[cols], wmeans[cols]], ignore_index=True)

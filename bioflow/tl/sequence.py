@@ -64,6 +64,8 @@ def fit_sequence_flow(
         GSFM).
     **trainer_kwargs
         Passed to :class:`lightning.Trainer`.
+        ``compile=True`` compiles the networks with :func:`torch.compile` (a dict gives its
+        options) and ``precision=`` sets Lightning's precision (e.g. ``"bf16-mixed"``).
 
     Returns
     -------

@@ -1,29 +1,44 @@
 """Couplings: how minibatch pairs ``(x0, x1)`` are drawn, and with which weights.
 
 Every coupling is one class with the same call: ``coupling(x0, x1) -> CoupledBatch``.
+POT and numba load when a coupling that needs them is first used.
 """
 
-from bioflow.core.couplings.base import CoupledBatch, Coupling, IndependentCoupling
-from bioflow.core.couplings.gibbs import GibbsWeightCoupling
-from bioflow.core.couplings.intervals import couple_intervals
-from bioflow.core.couplings.mccann import mccann_interpolant
-from bioflow.core.couplings.ot import (
-    ExactOTCoupling,
-    SinkhornCoupling,
-    exact_ot_plan,
-    sinkhorn_plan,
-    squared_distances,
-)
+from bioflow._lazy import attach
 
 _REGISTRY = {
-    "independent": IndependentCoupling,
-    "exact": ExactOTCoupling,
-    "sinkhorn": SinkhornCoupling,
-    "gibbs": GibbsWeightCoupling,
+    "independent": "IndependentCoupling",
+    "exact": "ExactOTCoupling",
+    "sinkhorn": "SinkhornCoupling",
+    "gibbs": "GibbsWeightCoupling",
 }
 
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    ["assignment", "base", "batched", "distributed", "gibbs", "intervals", "mccann", "ot"],
+    {
+        **dict.fromkeys(["CoupledBatch", "Coupling", "IndependentCoupling"], ".base"),
+        "GibbsWeightCoupling": ".gibbs",
+        **dict.fromkeys(
+            [
+                "ExactOTCoupling",
+                "SinkhornCoupling",
+                "exact_ot_plan",
+                "sinkhorn_plan",
+                "squared_distances",
+            ],
+            ".ot",
+        ),
+        "couple_many": ".batched",
+        "couple_intervals": ".intervals",
+        "mccann_interpolant": ".mccann",
+        "GlobalCoupling": ".distributed",
+    },
+)
+__all__ = sorted({*__all__, "make_coupling"})
 
-def make_coupling(name: str, **kwargs) -> Coupling:
+
+def make_coupling(name: str, **kwargs):
     """Build a coupling by name (``independent``, ``exact``, ``sinkhorn``, ``gibbs``).
 
     Examples
@@ -34,20 +49,4 @@ def make_coupling(name: str, **kwargs) -> Coupling:
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown coupling {name!r}; choose one of {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**kwargs)
-
-
-__all__ = [
-    "CoupledBatch",
-    "Coupling",
-    "ExactOTCoupling",
-    "GibbsWeightCoupling",
-    "IndependentCoupling",
-    "SinkhornCoupling",
-    "couple_intervals",
-    "exact_ot_plan",
-    "make_coupling",
-    "mccann_interpolant",
-    "sinkhorn_plan",
-    "squared_distances",
-]
+    return __getattr__(_REGISTRY[name])(**kwargs)

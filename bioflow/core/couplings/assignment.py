@@ -65,7 +65,8 @@ def solve_assignment(cost: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) 
     Parameters
     ----------
     cost
-        Finite cost matrix of shape ``(n, n)``.
+        Finite cost matrix of shape ``(n, n)``; float32 stays float32 (half the memory
+        traffic; prices and bids are float64 either way), other types become float64.
     rtol
         Final tolerance relative to the largest row-reduced cost.
     factor
@@ -83,7 +84,9 @@ def solve_assignment(cost: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) 
     >>> solve_assignment(np.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]])).tolist()
     [1, 0, 2]
     """
-    c = np.asarray(cost, dtype=np.float64)
+    c = np.asarray(cost)
+    if c.dtype not in (np.float32, np.float64):
+        c = c.astype(np.float64)
     if c.ndim != 2 or c.shape[0] != c.shape[1]:
         raise ValueError(f"cost must be a square matrix, got shape {c.shape}")
     if not np.isfinite(c).all():

@@ -60,6 +60,12 @@ class Coupling:
     def pair(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> CoupledBatch:
         raise NotImplementedError
 
+    def warmup(self) -> None:
+        """Load or compile what the first call would (e.g. a numba kernel); default none.
+
+        Called once in the main process before loader workers fork, so they inherit it.
+        """
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from bioflow.core.couplings.base import Coupling
+from bioflow.core.couplings.batched import couple_many
 
 
 def couple_intervals(
@@ -22,7 +23,9 @@ def couple_intervals(
     batch
         ``{"x0": (I, B, d), "x1": (I, B, d), "t0": (I,), "t1": (I,), ...}``; not modified.
     generator
-        Torch generator for couplings that sample.
+        Torch generator for couplings that sample (one generator per interval is seeded
+        from it; the intervals are solved in parallel threads when large enough, see
+        :func:`~bioflow.core.couplings.couple_many`).
 
     Returns
     -------
@@ -43,11 +46,9 @@ def couple_intervals(
             "batch['x0'] and batch['x1'] must have shape (intervals, batch, dim), got "
             f"{tuple(batch['x0'].shape)} and {tuple(batch['x1'].shape)}"
         )
-    x1s, ws = [], []
-    for i in range(batch["x0"].shape[0]):
-        cb = coupling(batch["x0"][i], batch["x1"][i], generator=generator)
-        x1s.append(cb.x1)
-        ws.append(cb.weight)
+    pairs = couple_many(coupling, batch["x0"], batch["x1"], generator)
+    x1s = [cb.x1 for cb in pairs]
+    ws = [cb.weight for cb in pairs]
     out = dict(batch, x1=torch.stack(x1s), paired=True)
     if ws[0] is not None:
         out["weight"] = torch.stack(ws)

@@ -1,0 +1,273 @@
+"""Speed machinery: O(batch) draws, prefetching, parallel couplings, backed rows, lazy
+imports, the global DDP coupling, compile wiring and sync-free checks."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import bioflow
+from bioflow.core import ExactOTCoupling, SinkhornCoupling
+from bioflow.core.couplings.batched import couple_many
+from bioflow.core.couplings.distributed import GlobalCoupling
+from bioflow.data import CellDynamicsDataModule
+from bioflow.data.backed import H5Rows
+from bioflow.data.streams import prefetch, sample_without_replacement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- draws --------------------------------------------------------------------------------
+def test_sample_without_replacement_is_distinct_seeded_and_o_batch():
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    for m, n in [(10, 10), (10, 3), (1000, 400), (10**12, 1024)]:
+        idx = sample_without_replacement(m, n, g(0))
+        assert len(idx) == n and len(set(idx.tolist())) == n
+        assert int(idx.min()) >= 0 and int(idx.max()) < m
+        assert torch.equal(idx, sample_without_replacement(m, n, g(0)))
+    t = time.perf_counter()
+    sample_without_replacement(10**15, 1024, g(1))  # a permutation of 10**15 would not fit
+    assert time.perf_counter() - t < 1.0
+    with pytest.raises(ValueError, match="n <= m"):
+        sample_without_replacement(3, 4, g(0))
+
+
+def test_sample_without_replacement_is_uniform():
+    # m >= 2n takes the redraw path: every value must be picked with probability n / m
+    m, n, reps = 12, 5, 6000
+    counts = np.zeros(m)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(reps):
+        counts[sample_without_replacement(m, n, gen).numpy()] += 1
+    freq = counts / reps
+    assert np.abs(freq - n / m).max() < 0.03, freq
+
+
+# --- prefetching --------------------------------------------------------------------------
+def test_prefetch_keeps_order_raises_and_stops():
+    assert list(prefetch(iter(range(20)), depth=3)) == list(range(20))
+
+    def bad():
+        yield 1
+        raise KeyError("boom")
+
+    it = prefetch(bad())
+    assert next(it) == 1
+    with pytest.raises(KeyError, match="boom"):
+        next(it)
+    made = []
+
+    def endless():
+        i = 0
+        while True:
+            made.append(i)
+            yield i
+            i += 1
+
+    before = threading.active_count()
+    it = prefetch(endless(), depth=2)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()
+    time.sleep(0.3)
+    n = len(made)
+    time.sleep(0.3)
+    assert len(made) == n, "a closed prefetch must stop making items"
+    assert threading.active_count() <= before
+    with pytest.raises(ValueError, match="depth"):
+        prefetch(iter([]), depth=0)
+
+
+def test_prefetched_stream_equals_plain_stream(small_adata):
+    def batches(depth):
+        dm = CellDynamicsDataModule(
+            small_adata, time_key="time", use_rep="X_pca", batch_size=32, steps_per_epoch=4
+        )
+        dm.coupling = ExactOTCoupling()
+        loader = dm.train_dataloader()
+        loader.dataset.prefetch = depth
+        return list(loader)
+
+    plain, pre = batches(0), batches(2)
+    assert len(plain) == len(pre) == 4
+    for a, b in zip(plain, pre, strict=True):
+        assert a["seed"] == b["seed"]
+        assert torch.equal(a["x0"], b["x0"]) and torch.equal(a["x1"], b["x1"])
+
+
+def test_couple_many_same_in_threads_and_serial():
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(3, 150, 4, generator=g), torch.randn(3, 150, 4, generator=g) + 1
+    for coupling in (ExactOTCoupling(), SinkhornCoupling(reg=0.5)):
+        a = couple_many(coupling, x0, x1, torch.Generator().manual_seed(7), parallel=True)
+        b = couple_many(coupling, x0, x1, torch.Generator().manual_seed(7), parallel=False)
+        for ca, cb in zip(a, b, strict=True):
+            assert torch.equal(ca.index1, cb.index1)
+    with pytest.raises(ValueError, match="as many problems"):
+        couple_many(ExactOTCoupling(), x0, x1[:2])
+
+
+# --- backed rows --------------------------------------------------------------------------
+def test_backed_datamodule_streams_rows_and_matches_memory(small_adata, tmp_path):
+    path = tmp_path / "cells.h5ad"
+    small_adata.write_h5ad(path)
+    kw = dict(time_key="time", use_rep="X_pca", batch_size=16, steps_per_epoch=3, seed=4)
+    mem = CellDynamicsDataModule(small_adata, **kw)
+    disk = CellDynamicsDataModule(str(path), backed=True, **kw)
+    assert isinstance(disk.series.x, H5Rows) and disk.series.x._offset is not None
+    for a, b in zip(mem.train_dataloader(), disk.train_dataloader(), strict=True):
+        assert torch.equal(a["x0"], b["x0"]) and torch.equal(a["x1"], b["x1"])
+    assert [v["name"] for v in mem.val_batches()] == [v["name"] for v in disk.val_batches()]
+    # X streams too
+    disk_x = CellDynamicsDataModule(str(path), backed=True, **{**kw, "use_rep": None})
+    assert isinstance(disk_x.series.x, H5Rows) and disk_x.dim == small_adata.n_vars
+
+
+def test_h5rows_chunked_dataset_and_nan(tmp_path):
+    x = np.arange(60, dtype=np.float64).reshape(20, 3)
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f.create_dataset("m", data=x, chunks=(4, 3), compression="gzip")
+        f.create_dataset("v", data=np.zeros(4))
+    rows = H5Rows(tmp_path / "c.h5", "m")
+    assert rows._offset is None  # compressed: index reads, not a memory map
+    idx = np.array([7, 2, 7, 19])
+    got = rows[idx]
+    assert got.dtype == np.float32 and np.array_equal(got, x[idx].astype(np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        H5Rows(tmp_path / "c.h5", "v")
+    bad = ad.AnnData(np.ones((6, 2), dtype=np.float32))
+    bad.obs["time"] = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    bad.obsm["X_pca"] = np.ones((6, 2), dtype=np.float32)
+    bad.obsm["X_pca"][4, 1] = np.nan
+    bad.write_h5ad(tmp_path / "bad.h5ad")
+    with pytest.raises(ValueError, match=r"adata.obsm\['X_pca'\] contains 1 NaN/inf"):
+        CellDynamicsDataModule(str(tmp_path / "bad.h5ad"), use_rep="X_pca", backed=True)
+    with pytest.raises(ValueError, match="use_rep='nope'"):
+        CellDynamicsDataModule(str(tmp_path / "bad.h5ad"), use_rep="nope", backed=True)
+
+
+# --- fixed overheads ----------------------------------------------------------------------
+def test_import_bioflow_is_lazy():
+    code = (
+        "import sys, bioflow; heavy = ['torch', 'lightning', 'anndata', 'scanpy', 'numba', "
+        "'ot', 'torch_geometric', 'matplotlib']; print([m for m in heavy if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    # members still resolve, and dir() lists them
+    assert bioflow.tl.fit_dynamics.__name__ == "fit_dynamics"
+    assert "fit_dynamics" in dir(bioflow.tl) and "ExactOTCoupling" in dir(bioflow.core)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        bioflow.tl.nope  # noqa: B018
+
+
+def test_nonfinite_loss_raises_on_cpu():
+    from bioflow.models import CellFlowMatching
+
+    model = CellFlowMatching(dim=2, hidden=(8,))
+    model._check_finite(torch.tensor(1.0))
+    with pytest.raises(FloatingPointError, match="non-finite training loss"):
+        model._check_finite(torch.tensor(float("nan")))
+
+
+def test_compile_option_keeps_parameter_names(small_adata):
+    model = bioflow.tl.fit_dynamics(
+        small_adata,
+        time_key="time",
+        use_rep="X_pca",
+        max_steps=3,
+        batch_size=16,
+        compile={"backend": "eager"},
+        enable_progress_bar=False,
+        model_kwargs={"hidden": (16,)},
+    )
+    assert model.net._compiled_call_impl is not None
+    assert all("_orig_mod" not in k for k in model.state_dict())
+
+
+# --- global coupling under DDP ------------------------------------------------------------
+_RANK_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, torch, torch.distributed as dist
+    from bioflow.core import ExactOTCoupling, SinkhornCoupling
+    from bioflow.core.couplings.distributed import GlobalCoupling
+    rank, init, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    g = torch.Generator().manual_seed(100 + rank)
+    x0 = torch.randn(24, 3, generator=g)
+    x1 = torch.randn(24, 3, generator=g) * 1.5 + 2
+    exact = GlobalCoupling(ExactOTCoupling())(x0, x1)
+    sk = GlobalCoupling(SinkhornCoupling(reg=0.3))(
+        x0, x1, generator=torch.Generator().manual_seed(7 + rank))
+    np.savez(f"{out}/rank{rank}.npz", x0=x0.numpy(), x1=x1.numpy(),
+             exact=exact.x1.numpy(), sk=sk.x1.numpy(), sk_j=sk.index1.numpy())
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_global_coupling_on_two_gloo_processes_equals_one_process(tmp_path):
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK_SCRIPT)
+    init = f"file://{tmp_path / 'pg'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(r), init, str(tmp_path)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-3000:]
+    r = [np.load(tmp_path / f"rank{k}.npz") for k in range(2)]
+    x0 = torch.from_numpy(np.concatenate([r[0]["x0"], r[1]["x0"]]))
+    x1 = torch.from_numpy(np.concatenate([r[0]["x1"], r[1]["x1"]]))
+    # exact: one assignment of the union, each rank holding its own rows' partners
+    ref = ExactOTCoupling()(x0, x1).x1.numpy()
+    assert np.array_equal(np.concatenate([r[0]["exact"], r[1]["exact"]]), ref)
+    # partners come from the other rank too (the point of a global coupling)
+    own = {tuple(v) for v in r[0]["x1"].tolist()}
+    assert any(tuple(v) not in own for v in r[0]["exact"].tolist())
+    # entropic: same plan and the same shared seed (drawn from rank 0's generator)
+    seed = int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(7)))
+    ref_sk = SinkhornCoupling(reg=0.3)(x0, x1, generator=torch.Generator().manual_seed(seed))
+    got_j = np.concatenate([r[0]["sk_j"], r[1]["sk_j"]])
+    assert np.array_equal(got_j, ref_sk.index1.numpy())
+
+
+def test_global_coupling_without_process_group_is_the_coupling():
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.randn(16, 2, generator=g), torch.randn(16, 2, generator=g)
+    assert torch.equal(GlobalCoupling(ExactOTCoupling())(x0, x1).x1, ExactOTCoupling()(x0, x1).x1)
+    with pytest.raises(ValueError, match="Coupling"):
+        GlobalCoupling("exact")
+
+
+def test_collective_couplings_stay_on_the_calling_thread():
+    from bioflow.core.couplings.base import IndependentCoupling
+
+    class Collective(IndependentCoupling):
+        collective = True
+
+        def pair(self, x0, x1, generator):
+            seen.append(threading.current_thread())
+            return super().pair(x0, x1, generator)
+
+    seen = []
+    x = torch.randn(3, 200, 2)
+    couple_many(Collective(), x, x, torch.Generator().manual_seed(0), parallel=True)
+    assert seen == [threading.current_thread()] * 3
