@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bioflow.core.paths.base import PathSample, ProbabilityPath
+from bioflow.core.paths.base import ProbabilityPath
 
 DISCRETE_SOURCES = ("mask", "uniform")
 
@@ -55,8 +55,9 @@ class PolynomialScheduler:
 
 
 @dataclass
-class DiscretePathSample(PathSample):
-    """A draw from a mixture path (a :class:`~bioflow.core.paths.PathSample`).
+class DiscretePathSample:
+    """A draw from a mixture path (the fields of :class:`~bioflow.core.PathSample` that
+    apply, plus the endpoints).
 
     Attributes
     ----------
@@ -73,6 +74,9 @@ class DiscretePathSample(PathSample):
         Source sequences, shape ``(n, L)``.
     """
 
+    x_t: Tensor
+    u_t: None
+    t: Tensor
     x1: Tensor | None = None
     x0: Tensor | None = None
 
