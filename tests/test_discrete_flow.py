@@ -13,6 +13,7 @@ from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import mixture_path_loss
 from bioflow.core.paths import MixtureDiscretePath, PolynomialScheduler
 from bioflow.core.solvers import jump_sample
+from bioflow.data.sequences import encode
 from bioflow.datasets import MarkovMotif, markov_motif_sequences
 from bioflow.io import load_model
 from bioflow.models import DiscreteFlow, SequencePredictor
@@ -186,10 +187,10 @@ def test_markov_motif_log_prob_is_exact():
     top = sorted(freq, key=freq.get)[-5:]
     for s in top:  # the most frequent sequences have their exact probabilities
         assert abs(freq[s] - np.exp(law.log_prob([s]))[0]) < 0.004
-    empirical = metrics.letter_frequencies(bioflow.data.sequences.encode(seqs, "ACGT"), 4)
+    empirical = metrics.letter_frequencies(encode(seqs, "ACGT"), 4)
     assert np.abs(empirical - law.position_marginals()).max() < 0.01
     # letter indices score the same as strings
-    tok = bioflow.data.sequences.encode(seqs[:10], "ACGT")
+    tok = encode(seqs[:10], "ACGT")
     assert np.allclose(law.log_prob(tok), law.log_prob(seqs[:10]))
 
 
