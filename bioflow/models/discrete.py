@@ -13,8 +13,12 @@ from bioflow.core.paths.discrete import DISCRETE_SOURCES, MixtureDiscretePath, P
 from bioflow.core.solvers.discrete import jump_sample
 from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
-from bioflow.models.sequence import SEQUENCE_BACKBONES, _alphabet_and_length, check_guidance
-from bioflow.nn.sequence import DilatedConvNet, SequenceTransformer
+from bioflow.models.sequence import (
+    SEQUENCE_BACKBONES,
+    _alphabet_and_length,
+    check_guidance,
+    sequence_backbone,
+)
 
 
 class DiscreteFlow(FlowMatchingModule):
@@ -94,8 +98,6 @@ class DiscreteFlow(FlowMatchingModule):
             raise ValueError(f"loss must be one of {DISCRETE_LOSSES}, got {loss!r}")
         if backbone not in SEQUENCE_BACKBONES:
             raise ValueError(f"backbone must be one of {SEQUENCE_BACKBONES}, got {backbone!r}")
-        if len(set(alphabet)) != len(alphabet) or len(alphabet) < 2:
-            raise ValueError(f"alphabet must hold >= 2 distinct letters, got {alphabet!r}")
         self.save_hyperparameters()
         self.hparams.update(alphabet=alphabet, seq_len=int(seq_len))
         self.alphabet, self.seq_len, self.loss_kind = alphabet, int(seq_len), loss
@@ -103,13 +105,7 @@ class DiscreteFlow(FlowMatchingModule):
         K = len(alphabet)
         self.path = MixtureDiscretePath(K, source, PolynomialScheduler(exponent))
         S = self.path.n_states
-        if backbone == "cnn":
-            dil = tuple([1, 2, 4, 8, 16, 1][i % 6] for i in range(n_layers))
-            self.net = DilatedConvNet(S, K, hidden=hidden, dilations=dil)
-        else:
-            self.net = SequenceTransformer(
-                S, K, d_model=hidden, n_layers=n_layers, max_len=max(seq_len, 1)
-            )
+        self.net = sequence_backbone(backbone, S, K, hidden, n_layers, seq_len)
 
     @property
     def n_letters(self) -> int:

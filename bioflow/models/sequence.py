@@ -84,25 +84,17 @@ class SequenceFlow(FlowMatchingModule):
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         data_spec = plain_spec(data_spec)
         alphabet, seq_len = _alphabet_and_length(alphabet, seq_len, data_spec)
-        if objective not in SEQUENCE_OBJECTIVES:
-            raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
         if backbone not in SEQUENCE_BACKBONES:
             raise ValueError(f"backbone must be one of {SEQUENCE_BACKBONES}, got {backbone!r}")
-        if len(set(alphabet)) != len(alphabet) or len(alphabet) < 2:
-            raise ValueError(f"alphabet must hold >= 2 distinct letters, got {alphabet!r}")
+        if objective not in SEQUENCE_OBJECTIVES:
+            raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
         self.save_hyperparameters()
         self.hparams.update(alphabet=alphabet, seq_len=int(seq_len))
         self.alphabet, self.seq_len, self.objective = alphabet, int(seq_len), objective
         self.val_sample_steps, self.data_spec = val_sample_steps, data_spec
         K = len(alphabet)
         self.path = GumbelSoftmaxPath(tau_max, lam, beta)
-        if backbone == "cnn":
-            dil = tuple([1, 2, 4, 8, 16, 1][i % 6] for i in range(n_layers))
-            self.net = DilatedConvNet(2 * K, K, hidden=hidden, dilations=dil)
-        else:
-            self.net = SequenceTransformer(
-                2 * K, K, d_model=hidden, n_layers=n_layers, max_len=max(seq_len, 1)
-            )
+        self.net = sequence_backbone(backbone, 2 * K, K, hidden, n_layers, seq_len)
 
     @property
     def n_letters(self) -> int:
@@ -287,7 +279,27 @@ def _alphabet_and_length(
         raise ValueError(f"seq_len {seq_len} differs from the data's length {spec['seq_len']}")
     if alphabet is None or seq_len is None:
         raise ValueError("SequenceFlow needs `alphabet` and `seq_len` (or a data_spec with both)")
+    if len(set(alphabet)) != len(alphabet) or len(alphabet) < 2:
+        raise ValueError(f"alphabet must hold >= 2 distinct letters, got {alphabet!r}")
     return alphabet, int(seq_len)
+
+
+def sequence_backbone(
+    backbone: str, n_in: int, n_letters: int, hidden: int, n_layers: int, seq_len: int
+) -> torch.nn.Module:
+    """The network of a sequence flow: ``(n, L, n_in)`` features -> ``(n, L, n_letters)`` logits.
+
+    ``"cnn"`` is the dilated CNN (dilations 1, 2, 4, 8, 16, 1 repeated), ``"transformer"``
+    a small transformer with ``seq_len`` positions.
+    """
+    if backbone not in SEQUENCE_BACKBONES:
+        raise ValueError(f"backbone must be one of {SEQUENCE_BACKBONES}, got {backbone!r}")
+    if backbone == "cnn":
+        dil = tuple([1, 2, 4, 8, 16, 1][i % 6] for i in range(n_layers))
+        return DilatedConvNet(n_in, n_letters, hidden=hidden, dilations=dil)
+    return SequenceTransformer(
+        n_in, n_letters, d_model=hidden, n_layers=n_layers, max_len=max(seq_len, 1)
+    )
 
 
 class SequencePredictor(FlowMatchingModule):
