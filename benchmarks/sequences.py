@@ -1,18 +1,31 @@
-"""Gumbel-Softmax flow matching benchmarks; prints JSON.
+"""Sequence flows side by side on a task with known likelihood; STGFlow guidance curves.
 
-1. Dirichlet-FM toy: KL(generated marginals || target) per K beside GSFM's reported values.
-2. Motif design: motif share, diversity and k-mer spectrum distance with / without STG
-   guidance, for both samplers; held-out accuracy of the guiding classifier; sequences per
-   second.
+Part ``markov``: the Markov chain + planted motif of
+:func:`bioflow.datasets.markov_motif_sequences` (length 32, successor probability 0.7, TATAAT
+in 30%).  Every method trains the same dilated CNN (hidden 64, 4 blocks, ~118k parameters)
+for the same steps (batch 128, AdamW 2e-3, cosine) and samples at 10 / 50 / 200 steps:
+bioflow's default (masked discrete flow matching, stratified jump sampler), masked DFM with
+the plain jump sampler, uniform-source DFM, GSFM (every sampler the model offers), and the
+peer: masked DFM of Meta's ``flow_matching`` (path, solver) on the same backbone.  Scores:
+mean NLL under the exact law, k-mer L1 (3, 6) to the training set, motif share, per-position
+KL to the exact marginals, uniqueness, novelty, train ms/step, sampled sequences/s.
 
-    python -m benchmarks.sequences --part toy --out benchmarks/results/sequences_toy.json
-    python -m benchmarks.sequences --part motif --out benchmarks/results/sequences_motif.json
+Part ``guidance``: STGFlow (target ``p(x) exp(gamma f(x))``) with a motif classifier on the
+same task, per method and gamma; and, on protein-like sequences (a Markov chain over the 20
+amino acids), a regressor of the hydrophobic fraction: gamma vs guided mean vs diversity.
+
+    nice -n 10 python -m benchmarks.sequences --part markov \
+        --out benchmarks/results/sequences_markov.json
+    nice -n 10 python -m benchmarks.sequences --part guidance \
+        --out benchmarks/results/sequences_guidance.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -21,195 +34,332 @@ import torch
 import bioflow
 from bioflow import metrics
 from bioflow.data.sequences import encode, one_hot
-from bioflow.metrics import marginal_kl
+from bioflow.datasets import MarkovMotif
+from bioflow.nn.sequence import DilatedConvNet
 
-PAPER_KL = {
-    20: 0.029,
-    40: 0.027,
-    60: 0.025,
-    80: 0.027,
-    100: 0.030,
-    120: 0.029,
-    140: 0.035,
-    160: 0.038,
-    512: 0.048,
-}
-QUIET = dict(enable_progress_bar=False)
+QUIET = dict(enable_progress_bar=False, enable_model_summary=False)
+HYDROPHOBIC = "AILMFVW"
+PROTEIN = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def toy(ks, steps, n_train, n_gen, sample_steps, seed):
-    rows = []
-    for K in ks:
-        # plug-in KL of N draws is biased by about (K - 1) / (2 N): grow N with K so that
-        # the floor stays near 0.005 (the model sees N_train draws and we score N_gen more)
-        n_tr, n_ge = max(n_train, 100 * K), max(n_gen, 100 * K)
-        seqs, probs, alphabet = bioflow.datasets.categorical_toy(K, n=n_tr, seed=seed)
-        t0 = time.time()
-        model = bioflow.tl.fit_sequence_flow(
-            seqs,
-            alphabet=alphabet,
-            max_steps=steps,
-            batch_size=512,
-            seed=seed,
-            model_kwargs=dict(hidden=64, n_layers=2, lr=3e-3, lr_schedule="cosine"),
-            **QUIET,
-        )
-        t_fit = time.time() - t0
-        data_tok = encode(seqs, alphabet)
-        # reference: KL of an i.i.d. sample of the same size (finite-sample floor)
-        rng = np.random.default_rng(seed + 2)
-        ref = np.stack([rng.choice(K, n_ge, p=probs[i]) for i in range(probs.shape[0])], 1)
-        row = dict(
-            K=K,
-            n_train=n_tr,
-            n_gen=n_ge,
-            paper_kl=PAPER_KL.get(K),
-            kl_exact_sample_floor=marginal_kl(ref, probs),
-            fit_s=round(t_fit, 1),
-        )
-        for method in ("renoise", "euler"):
-            t0 = time.time()
-            g = torch.Generator().manual_seed(seed + 1)
-            x = model.sample_simplex(n_ge, steps=sample_steps, generator=g, method=method)
-            row[f"kl_{method}"] = marginal_kl(x.argmax(-1).numpy(), probs)
-            row[f"seqs_per_s_{method}"] = round(n_ge / (time.time() - t0), 1)
-        row["kl_training_data"] = marginal_kl(data_tok, probs)
-        rows.append(row)
-        print(json.dumps(rows[-1]), flush=True)
-    return rows
+def model_kwargs(a):
+    return dict(backbone="cnn", hidden=a.hidden, n_layers=a.n_layers, lr=2e-3, lr_schedule="cosine")
 
 
-def diversity(seqs, n_pairs=2000, seed=0):
-    """Mean normalised Hamming distance between random pairs."""
-    rng = np.random.default_rng(seed)
-    a = np.array([list(s) for s in seqs])
-    i, j = rng.integers(0, len(seqs), (2, n_pairs))
-    keep = i != j
-    return float((a[i[keep]] != a[j[keep]]).mean())
-
-
-def kmer_distance(a, b, k=3):
-    """L1 distance between the normalised k-mer spectra of two lists of DNA strings."""
-    return metrics.kmer_distance(encode(a, "dna"), encode(b, "dna"), 4, k=k)
-
-
-def motif(a, motif_="TATAAT"):
-    """Motif share / diversity / 3-mer distance per (sampler, guidance scale) run."""
-    seqs, y = bioflow.datasets.motif_sequences(
-        a.motif_train, length=a.length, motif=motif_, motif_fraction=0.3, seed=a.seed
+def score(gen, train, law, probs, dt, n_gen):
+    """Every figure of one (method, steps) run."""
+    tok = encode(gen, law.alphabet)
+    tr = encode(train, law.alphabet)
+    K = len(law.alphabet)
+    return dict(
+        nll=metrics.negative_log_likelihood(gen, law.log_prob),
+        kmer3_l1=metrics.kmer_distance(tok, tr, K, k=3),
+        kmer6_l1=metrics.kmer_distance(tok, tr, K, k=6),
+        motif_share=metrics.motif_share(gen, law.motif),
+        position_kl=metrics.marginal_kl(tok, probs),
+        uniqueness=metrics.uniqueness(gen),
+        novelty=metrics.novelty(gen, train),
+        seqs_per_s=round(n_gen / dt, 1),
     )
+
+
+def fit_timed(train, a, seed, **kw):
     t0 = time.time()
     model = bioflow.tl.fit_sequence_flow(
-        seqs,
-        max_steps=a.motif_steps,
-        seed=a.seed,
-        model_kwargs=dict(hidden=64, n_layers=4, lr=2e-3, lr_schedule="cosine"),
+        train,
+        max_steps=a.train_steps,
+        batch_size=128,
+        seed=seed,
+        model_kwargs=model_kwargs(a),
+        **kw,
         **QUIET,
     )
-    fit_s = time.time() - t0
+    return model, 1000 * (time.time() - t0) / a.train_steps
+
+
+class _PeerPosterior(torch.nn.Module):
+    """The backbone as the peer's model wrapper: probabilities over K letters + the mask."""
+
+    def __init__(self, net, K):
+        super().__init__()
+        self.net, self.K = net, K
+
+    def forward(self, x, t, **extras):
+        logits = self.net(t, torch.nn.functional.one_hot(x, self.K + 1).float())
+        p = torch.softmax(logits, -1)
+        return torch.nn.functional.pad(p, (0, 1))  # the mask token gets probability 0
+
+
+def fit_peer(train, a, seed, K, L):
+    """Meta's flow_matching: masked mixture path, the same backbone, cross-entropy."""
+    from flow_matching.path import MixtureDiscreteProbPath
+    from flow_matching.path.scheduler import PolynomialConvexScheduler
+
+    torch.manual_seed(seed)
+    dil = tuple([1, 2, 4, 8, 16, 1][i % 6] for i in range(a.n_layers))
+    net = DilatedConvNet(K + 1, K, hidden=a.hidden, dilations=dil)
+    path = MixtureDiscreteProbPath(scheduler=PolynomialConvexScheduler(n=1.0))
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.train_steps)
+    tokens = torch.as_tensor(encode(train, "ACGT"))
+    g = torch.Generator().manual_seed(seed)
     t0 = time.time()
-    clf = bioflow.tl.fit_sequence_classifier(seqs, y, max_steps=a.clf_steps, seed=a.seed, **QUIET)
-    clf_fit_s = time.time() - t0
-    # the classifier is the guide: check it on held-out sequences of the same law
-    hs, hy = bioflow.datasets.motif_sequences(
-        2000, length=a.length, motif=motif_, motif_fraction=0.3, seed=a.seed + 1
+    for _ in range(a.train_steps):
+        x1 = tokens[torch.randint(0, len(tokens), (128,), generator=g)]
+        x0 = torch.full_like(x1, K)
+        t = torch.rand(len(x1), generator=g) * (1 - 1e-3)
+        ps = path.sample(t=t, x_0=x0, x_1=x1)
+        logits = net(t, torch.nn.functional.one_hot(ps.x_t, K + 1).float())
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    ms = 1000 * (time.time() - t0) / a.train_steps
+    net.eval()
+    return (net, path), ms
+
+
+def sample_peer(peer, n, steps, seed, K, L):
+    from flow_matching.solver import MixtureDiscreteEulerSolver
+
+    net, path = peer
+    torch.manual_seed(seed)
+    solver = MixtureDiscreteEulerSolver(
+        model=_PeerPosterior(net, K), path=path, vocabulary_size=K + 1
     )
+    x0 = torch.full((n, L), K, dtype=torch.long)
     with torch.no_grad():
-        pred = clf(torch.as_tensor(one_hot(hs)).float()).argmax(-1).numpy()
-    positives = [s for s, t in zip(seqs, y, strict=True) if t]
+        x = solver.sample(x_init=x0, step_size=None, time_grid=torch.linspace(0, 1, steps + 1))
+    if (x == K).any():
+        raise RuntimeError("the peer left masked positions")
+    return ["".join("ACGT"[i] for i in row) for row in x.numpy()]
+
+
+def markov(a):
+    law = MarkovMotif(a.length)
+    steps_list = [int(s) for s in a.sample_steps.split(",")]
     out = dict(
-        motif=motif_,
-        length=a.length,
-        n_train=a.motif_train,
-        flow_train_steps=a.motif_steps,
-        fit_s=round(fit_s, 1),
-        clf_train_steps=a.clf_steps,
-        clf_fit_s=round(clf_fit_s, 1),
-        clf_heldout_accuracy=float((pred == hy).mean()),
-        clf_heldout_tpr=float(pred[hy == 1].mean()),
-        clf_heldout_fpr=float(pred[hy == 0].mean()),
-        data_motif_share=float(np.mean(y)),
-        data_diversity=diversity(seqs),
-        data_positive_diversity=diversity(positives),
-        n_gen=a.motif_gen,
-        sample_steps=a.sample_steps,
-        n_guidance_samples=a.n_guidance_samples,
-        runs=[],
+        task=repr(law),
+        n_train=a.n_train,
+        n_gen=a.n_gen,
+        train_steps=a.train_steps,
+        hidden=a.hidden,
+        n_layers=a.n_layers,
+        sample_steps=steps_list,
+        seeds=[],
     )
-    for spec in a.runs.split(","):
-        method, sc = spec.split(":")
-        sc = float(sc)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if a.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(min(a.jobs, len(seeds))) as pool:
+            out["seeds"] = pool.starmap(markov_seed, [(a, s) for s in seeds])
+    else:
+        out["seeds"] = [markov_seed(a, s) for s in seeds]
+    return out
+
+
+def markov_seed(a, seed):
+    torch.set_num_threads(a.threads)
+    law = MarkovMotif(a.length)
+    probs = law.position_marginals()
+    K, L = 4, a.length
+    steps_list = [int(s) for s in a.sample_steps.split(",")]
+    train, _ = law.sample(a.n_train, seed=seed)
+    held, _ = law.sample(a.n_gen, seed=seed + 1000)
+    t0 = time.time()
+    rec = dict(seed=seed, data=score(held, train, law, probs, 1.0, a.n_gen), runs=[])
+    rec["data"].pop("seqs_per_s")
+    print(json.dumps(rec["data"]), flush=True)
+    methods = [m for m in a.methods.split(",")]
+    for method in methods:
+        if method == "peer":
+            model, ms = fit_peer(train, a, seed, K, L)
+            samplers = ["euler (flow_matching)"]
+        else:
+            model, ms = fit_timed(train, a, seed, method=method)
+            samplers = list(model.samplers)
+        for sampler in samplers:
+            for steps in steps_list:
+                t1 = time.time()
+                if method == "peer":
+                    gen = sample_peer(model, a.n_gen, steps, seed + 7, K, L)
+                else:
+                    gen = bioflow.tl.sample_sequences(
+                        model, a.n_gen, steps=steps, method=sampler, seed=seed + 7
+                    )
+                row = dict(
+                    method=method, sampler=sampler, steps=steps, train_ms_per_step=round(ms, 1)
+                )
+                row.update(score(gen, train, law, probs, time.time() - t1, a.n_gen))
+                row["default"] = method == "dfm-masked" and sampler == model.samplers[0]
+                rec["runs"].append(row)
+                print(json.dumps(row), flush=True)
+    rec["wall_s"] = round(time.time() - t0, 1)
+    return rec
+
+
+def _guided_rows(model, clf_or_fn, gammas, a, label, target=1, **score_kw):
+    rows = []
+    for gamma in gammas:
         t0 = time.time()
         gen = bioflow.tl.sample_sequences(
             model,
-            a.motif_gen,
-            steps=a.sample_steps,
-            guidance=clf if sc > 0 else None,
-            guidance_scale=sc,
+            a.guide_gen,
+            steps=a.guide_steps,
+            seed=a.seeds_list[0] + 11,
+            guidance=clf_or_fn if gamma > 0 else None,
+            guidance_scale=gamma,
+            guidance_target=target,
             n_guidance_samples=a.n_guidance_samples,
-            method=method,
-            seed=a.seed,
         )
-        dt = time.time() - t0
-        div = diversity(gen)
-        out["runs"].append(
-            dict(
-                method=method,
-                guidance_scale=sc,
-                motif_share=float(np.mean([motif_ in s for s in gen])),
-                diversity=div,
-                diversity_rel_change=div / out["data_diversity"] - 1,
-                unique_fraction=len(set(gen)) / len(gen),
-                kmer3_l1_to_data=kmer_distance(gen, seqs),
-                kmer3_l1_to_data_positives=kmer_distance(gen, positives),
-                seqs_per_s=round(a.motif_gen / dt, 1),
-            )
+        row = dict(
+            method=label,
+            guidance_scale=gamma,
+            diversity=metrics.diversity(gen),
+            uniqueness=metrics.uniqueness(gen),
+            seqs_per_s=round(a.guide_gen / (time.time() - t0), 1),
         )
-        print(json.dumps(out["runs"][-1]), flush=True)
-    # the floor of the 3-mer distance: a fresh sample of the data law of the same size
-    fresh, _ = bioflow.datasets.motif_sequences(
-        a.motif_gen, length=a.length, motif=motif_, motif_fraction=0.3, seed=a.seed + 2
+        row.update({k: f(gen) for k, f in score_kw.items()})
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def guidance(a):
+    seed = a.seeds_list[0]
+    law = MarkovMotif(a.length)
+    train, y = law.sample(a.n_train, seed=seed)
+    held, hy = law.sample(2000, seed=seed + 1000)
+    t0 = time.time()
+    clf = bioflow.tl.fit_sequence_classifier(train, y, max_steps=a.clf_steps, seed=seed, **QUIET)
+    with torch.no_grad():
+        pred = clf(torch.as_tensor(one_hot(held)).float()).argmax(-1).numpy()
+    positives = [s for s, t in zip(train, y, strict=True) if t]
+    motif = dict(
+        task=repr(law),
+        clf_train_steps=a.clf_steps,
+        clf_heldout_accuracy=float((pred == hy).mean()),
+        data_motif_share=metrics.motif_share(held, law.motif),
+        data_diversity=metrics.diversity(held),
+        data_positive_diversity=metrics.diversity(positives),
+        n_gen=a.guide_gen,
+        sample_steps=a.guide_steps,
+        n_guidance_samples=a.n_guidance_samples,
+        runs=[],
     )
-    out["kmer3_l1_fresh_data_sample"] = kmer_distance(fresh, seqs)
-    return out
+    gammas = [float(g) for g in a.motif_gammas.split(",")]
+    for method in a.guide_methods.split(","):
+        model, _ = fit_timed(train, a, seed, method=method)
+        rows = _guided_rows(
+            model,
+            clf,
+            gammas,
+            a,
+            method,
+            motif_share=lambda g: metrics.motif_share(g, law.motif),
+            nll=lambda g: metrics.negative_log_likelihood(g, law.log_prob),
+        )
+        for r in rows:
+            r["diversity_rel_to_data"] = r["diversity"] / motif["data_diversity"] - 1
+        motif["runs"] += rows
+    motif["wall_s"] = round(time.time() - t0, 1)
+
+    # protein-like sequences: a Markov chain over the 20 amino acids (each residue followed
+    # by its successor in a fixed permutation w.p. 0.5); regressor of the hydrophobic fraction
+    t0 = time.time()
+    succ = PROTEIN[7:] + PROTEIN[:7]
+    plaw = MarkovMotif(
+        a.protein_length,
+        successor_prob=0.5,
+        successors=succ,
+        motif="W",
+        motif_prob=0.0,
+        alphabet=PROTEIN,
+    )
+    ptrain, _ = plaw.sample(a.n_train, seed=seed)
+    frac = np.array([sum(c in HYDROPHOBIC for c in s) / len(s) for s in ptrain], dtype=np.float32)
+    reg = bioflow.tl.fit_sequence_classifier(
+        ptrain,
+        frac,
+        alphabet="protein",
+        task="regression",
+        max_steps=a.clf_steps,
+        seed=seed,
+        **QUIET,
+    )
+    pheld, _ = plaw.sample(1000, seed=seed + 1000)
+    hfrac = np.array([sum(c in HYDROPHOBIC for c in s) / len(s) for s in pheld])
+    with torch.no_grad():
+        hpred = reg(torch.as_tensor(one_hot(pheld, "protein")).float()).squeeze(-1).numpy()
+    protein = dict(
+        task=repr(plaw),
+        hydrophobic=HYDROPHOBIC,
+        regressor_heldout_r=float(np.corrcoef(hpred, hfrac)[0, 1]),
+        data_hydrophobic_fraction=float(hfrac.mean()),
+        data_diversity=metrics.diversity(pheld),
+        runs=[],
+    )
+    pgammas = [float(g) for g in a.protein_gammas.split(",")]
+    for method in a.guide_methods.split(","):
+        pa = argparse.Namespace(**{**vars(a), "train_steps": a.protein_train_steps})
+        model, _ = fit_timed(ptrain, pa, seed, method=method, alphabet="protein")
+        protein["runs"] += _guided_rows(
+            model,
+            reg,
+            pgammas,
+            a,
+            method,
+            target=0,
+            hydrophobic_fraction=lambda g: float(
+                np.mean([sum(c in HYDROPHOBIC for c in s) / len(s) for s in g])
+            ),
+        )
+    protein["wall_s"] = round(time.time() - t0, 1)
+    return dict(motif=motif, protein=protein)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("toy", "motif", "all"), default="all")
-    ap.add_argument("--ks", default="20,40,60,80,100,120,140,160,512")
-    ap.add_argument("--toy-steps", type=int, default=400)
-    ap.add_argument("--toy-train", type=int, default=20000)
-    ap.add_argument("--toy-gen", type=int, default=20000)
-    ap.add_argument("--sample-steps", type=int, default=50)
-    ap.add_argument("--motif-steps", type=int, default=2000)
-    ap.add_argument("--clf-steps", type=int, default=200)
-    ap.add_argument("--motif-train", type=int, default=2000)
-    ap.add_argument("--motif-gen", type=int, default=300)
+    ap.add_argument("--part", choices=("markov", "guidance", "all"), default="all")
+    ap.add_argument("--methods", default="dfm-masked,dfm-uniform,gsfm,peer")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--length", type=int, default=32)
+    ap.add_argument("--n-train", type=int, default=20000)
+    ap.add_argument("--n-gen", type=int, default=1000)
+    ap.add_argument("--train-steps", type=int, default=1500)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--n-layers", type=int, default=4)
+    ap.add_argument("--sample-steps", default="10,50,200")
+    ap.add_argument("--guide-methods", default="dfm-masked,gsfm")
+    ap.add_argument("--guide-gen", type=int, default=300)
+    ap.add_argument("--guide-steps", type=int, default=50)
+    ap.add_argument("--clf-steps", type=int, default=300)
     ap.add_argument("--n-guidance-samples", type=int, default=8)
-    ap.add_argument(
-        "--runs",
-        default="renoise:0,renoise:1,renoise:2,euler:0,euler:20",
-        help="comma-separated sampler:guidance_scale pairs (0 = unguided)",
-    )
-    ap.add_argument("--length", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)  # 1 is fastest on a busy CPU
+    ap.add_argument("--motif-gammas", default="0,1,2,4")
+    ap.add_argument("--protein-length", type=int, default=24)
+    ap.add_argument("--protein-train-steps", type=int, default=800)
+    ap.add_argument("--protein-gammas", default="0,4,8,16,32,64")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    a.seeds_list = [int(s) for s in a.seeds.split(",")]
     torch.set_num_threads(a.threads)
-    res: dict = {"device": "cpu", "threads": a.threads}
-    if a.part in ("toy", "all"):
-        res["toy"] = toy(
-            [int(k) for k in a.ks.split(",")],
-            a.toy_steps,
-            a.toy_train,
-            a.toy_gen,
-            a.sample_steps,
-            a.seed,
-        )
-    if a.part in ("motif", "all"):
-        res["motif"] = motif(a)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    res: dict = dict(
+        device="cpu",
+        threads=a.threads,
+        commit=commit.strip(),
+        command="python -m benchmarks.sequences " + " ".join(argv if argv else sys.argv[1:]),
+    )
+    t0 = time.time()
+    if a.part in ("markov", "all"):
+        res["markov"] = markov(a)
+    if a.part in ("guidance", "all"):
+        res["guidance"] = guidance(a)
+    res["wall_s"] = round(time.time() - t0, 1)
     text = json.dumps(res, indent=1)
     print(text)
     if a.out:

@@ -2,7 +2,7 @@
 
 Three model families on one core (:mod:`bioflow.core`): cell dynamics with OT-coupled and
 weighted conditional flow matching, Meta Flow Matching over populations, and
-Gumbel-Softmax flow matching for sequences.  Scanpy-style entry points live in
+discrete and Gumbel-Softmax flow matching for sequences.  Scanpy-style entry points live in
 :mod:`bioflow.tl` (tools) and :mod:`bioflow.pl` (plots).
 
 Subpackages and classes are imported on first use (PEP 562), so ``import bioflow`` is
@@ -31,6 +31,7 @@ __getattr__, __dir__, __all__ = attach(
     ],
     {
         "CellFlowMatching": ".models",
+        "DiscreteFlow": ".models",
         "MetaFlowMatching": ".models",
         "SequenceFlow": ".models",
         "load_model": ".models",

@@ -896,16 +896,8 @@ table(
         ),
         (
             "organoid_missing_columns",
-            lambda c: _recipe("organoid").build(
-                pd.DataFrame({"CD3": [1.0]}),
-                columns={"population": "patient"},
-                control="PBS",
-                min_cells=1,
-                n_markers=0,
-                test_replicate=None,
-                test_patients=None,
-            ),
-            "lacks columns",
+            lambda c: _recipe("organoid").build(pd.DataFrame({"CD3": [1.0]}), min_cells=1),
+            "does not have the screen's schema",
         ),
         (
             "enhancers_csv_columns",

@@ -91,7 +91,7 @@ def test_every_config_fits_a_few_steps(cfg, files, tmp_path):
 
 def test_every_family_has_configs():
     texts = [c.read_text() for c in CONFIGS]
-    for cls in ("CellFlowMatching", "MetaFlowMatching", "SequenceFlow"):
+    for cls in ("CellFlowMatching", "MetaFlowMatching", "SequenceFlow", "DiscreteFlow"):
         assert sum(cls in t for t in texts) >= 2, cls
 
 
@@ -221,7 +221,7 @@ def test_checkpoint_of_another_family_is_refused_by_the_cli(files, tmp_path):
     _, ckpt = _fit_and_checkpoint(
         "cells_simulated.yaml", ["--data.adata", str(files / "cells.h5ad")], tmp_path / "a"
     )
-    with pytest.raises(ValueError, match="holds a CellFlowMatching model, not a SequenceFlow"):
+    with pytest.raises(ValueError, match="holds a CellFlowMatching model, not a DiscreteFlow"):
         main(
             [
                 "fit",

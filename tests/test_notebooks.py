@@ -25,7 +25,7 @@ EXPECTED = {
         "val/w1",
     ],
     "meta_flow_matching.ipynb": ["no-motion", "mfm", "fm"],
-    "sequence_design.ipynb": ["'guided'", "SequenceFlow"],
+    "sequence_design.ipynb": ["'guided'", "DiscreteFlow"],
 }
 
 

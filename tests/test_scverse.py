@@ -110,7 +110,7 @@ def test_predict_population_decodes_genes():
     src = pops[pops.obs["population"] == "pop3"]
     pred = bioflow.tl.predict_population(model, src, condition="drugA")
     assert pred.n_vars == pops.n_vars and pred.obsm["X_pca"].shape[1] == 4
-    assert all(n.endswith("-pred") for n in pred.obs_names)
+    assert all(n.endswith("-pred-drugA") for n in pred.obs_names)
 
 
 # --- 2. embeddings and velocities -----------------------------------------------------------
@@ -307,8 +307,8 @@ def test_populations_panels_are_labelled():
 
     pts = bioflow.datasets.letters(letters="A", n_rotations=1, n_points=30)
     axes = bioflow.pl.populations(pts, pts, pts, use_rep="X_coords", show=False)
-    assert [a.get_xlabel() for a in axes] == ["X_coords 1"] * 3
-    assert axes[0].get_ylabel() == "X_coords 2"
+    assert [a.get_xlabel() for a in axes] == ["X_coords[0]"] * 3
+    assert axes[0].get_ylabel() == "X_coords[1]"
     plt.close("all")
 
 

@@ -185,6 +185,7 @@ def test_fit_save_load_roundtrip(tmp_path):
     for objective in ("flow", "score"):
         model = bioflow.tl.fit_sequence_flow(
             seqs,
+            method="gsfm",
             objective=objective,
             max_steps=3,
             batch_size=16,
@@ -211,7 +212,7 @@ def test_fit_save_load_roundtrip(tmp_path):
     with pytest.raises(ValueError, match="task"):
         bioflow.tl.fit_sequence_classifier(seqs, y, task="ranking")
     with pytest.raises(ValueError, match="objective"):
-        bioflow.tl.fit_sequence_flow(seqs, objective="energy")
+        bioflow.tl.fit_sequence_flow(seqs, method="gsfm", objective="energy")
 
 
 def test_transformer_backbone_protein():

@@ -10,7 +10,7 @@ BUILTIN_PREFIX = "builtin:"
 BUILTIN_DATASETS = {
     "cells": ("simulated_differentiation",),
     "populations": ("letters", "population_response"),
-    "sequences": ("motif_sequences", "categorical_toy"),
+    "sequences": ("motif_sequences", "markov_motif_sequences", "categorical_toy"),
 }
 
 

@@ -374,7 +374,17 @@ def read_populations(
             )
             (held_out if p in excluded else problems).append(prob)
     if not problems:
-        raise ValueError("no population left for training after exclude_populations")
+        why = ""
+        if skipped:
+            first = next(iter(skipped.items()))
+            why = (
+                f"; {len(skipped)} population(s) were skipped as too small, e.g. "
+                f"{first[0]!r}: {first[1]} (lower the encoder's k or pass on_small='raise' "
+                "to see each)"
+            )
+        raise ValueError(
+            "no population left for training after exclude_populations and on_small" + why
+        )
     extra, extra_cats = None, []
     if encoder_key is not None:
         col = adata.obs[encoder_key]

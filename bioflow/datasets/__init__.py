@@ -6,12 +6,19 @@ submodule here, and a lazy attribute would let the submodule shadow the function
 
 from bioflow.datasets.cycle import simulated_cycle_branching
 from bioflow.datasets.letters import letters, population_response
-from bioflow.datasets.sequences import categorical_toy, motif_sequences
+from bioflow.datasets.sequences import (
+    MarkovMotif,
+    categorical_toy,
+    markov_motif_sequences,
+    motif_sequences,
+)
 from bioflow.datasets.simulated import simulated_differentiation
 
 __all__ = [
+    "MarkovMotif",
     "categorical_toy",
     "letters",
+    "markov_motif_sequences",
     "motif_sequences",
     "population_response",
     "simulated_cycle_branching",

@@ -88,10 +88,12 @@ def glyph_pixels(letter: str, font_size: int = 100) -> np.ndarray:
 
         if len(letter) != 1:
             raise ValueError(f"one character per glyph, got {letter!r}")
+        if not letter.strip():
+            raise ValueError(f"the font has no outline for {letter!r} (a blank character)")
         path = TextPath((0, 0), letter, size=font_size, prop=FontProperties(family="DejaVu Sans"))
         polys = [p for p in path.to_polygons(closed_only=True) if len(p) >= 3]
         if not polys:
-            raise ValueError(f"the font has no filled glyph for {letter!r}")
+            raise ValueError(f"the font has no outline for {letter!r}")
         ext = path.get_extents()
         xs = np.arange(np.floor(ext.x0), np.ceil(ext.x1)) + 0.5
         ys = np.arange(np.floor(ext.y0), np.ceil(ext.y1)) + 0.5

@@ -1,5 +1,6 @@
 """Distances between point clouds (W1, W2, RBF-MMD, feature-correlation r, off-data
-endpoints) and between sets of sequences (per-position marginal KL, k-mer spectrum distance)."""
+endpoints) and between sets of sequences (per-position marginal KL, k-mer spectrum distances,
+NLL under a known model, uniqueness, novelty, motif share, diversity)."""
 
 from bioflow._lazy import attach
 
@@ -20,7 +21,19 @@ __getattr__, __dir__, __all__ = attach(
         ),
         "off_data_fraction": ".endpoints",
         **dict.fromkeys(
-            ["kmer_distance", "kmer_spectrum", "letter_frequencies", "marginal_kl"], ".sequence"
+            [
+                "diversity",
+                "kmer_distance",
+                "kmer_distances",
+                "kmer_spectrum",
+                "letter_frequencies",
+                "marginal_kl",
+                "motif_share",
+                "negative_log_likelihood",
+                "novelty",
+                "uniqueness",
+            ],
+            ".sequence",
         ),
     },
 )

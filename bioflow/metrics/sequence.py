@@ -96,3 +96,136 @@ def kmer_distance(a: ArrayLike, b: ArrayLike, n_letters: int, k: int = 3) -> flo
     0.0
     """
     return float(np.abs(kmer_spectrum(a, n_letters, k) - kmer_spectrum(b, n_letters, k)).sum())
+
+
+def kmer_distances(
+    a: ArrayLike, b: ArrayLike, n_letters: int, ks: tuple[int, ...] = (3, 4, 6)
+) -> dict[int, float]:
+    """:func:`kmer_distance` at several ``k``: ``{k: L1 distance}``.
+
+    Examples
+    --------
+    >>> kmer_distances([[0, 1, 0]], [[1, 0, 1]], 2, ks=(1, 2))
+    {1: 0.6666666666666666, 2: 0.0}
+    """
+    return {int(k): kmer_distance(a, b, n_letters, k=k) for k in ks}
+
+
+def negative_log_likelihood(sequences, log_prob) -> float:
+    """Mean negative log-likelihood (nats) of sequences under a known model.
+
+    Parameters
+    ----------
+    sequences
+        Whatever ``log_prob`` accepts (strings or letter indices ``(n, L)``), ``n >= 1``.
+    log_prob
+        Callable returning the exact log-probabilities ``(n,)`` of ``sequences``, e.g.
+        :meth:`bioflow.datasets.MarkovMotif.log_prob`.
+
+    Returns
+    -------
+    float
+        ``-mean(log_prob(sequences))``; ``inf`` if some sequence is impossible under the model.
+        On samples of the model itself it estimates the model's entropy, the floor that a
+        faithful generator reaches; values below it mean the generator concentrates on likely
+        sequences, values above it that it produces unlikely ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> negative_log_likelihood([[0, 1]], lambda x: np.array([np.log(0.25)]))
+    1.3862943611198906
+    """
+    if len(sequences) == 0:
+        raise ValueError("sequences is empty")
+    lp = np.asarray(log_prob(sequences), dtype=float)
+    if lp.shape != (len(sequences),):
+        raise ValueError(f"log_prob must return shape ({len(sequences)},), got {lp.shape}")
+    return float(-lp.mean())
+
+
+def _rows(sequences, name: str) -> list:
+    if isinstance(sequences, np.ndarray):
+        if sequences.ndim != 2:
+            raise ValueError(
+                f"{name} as an array must be letter indices (n, L), got {sequences.shape}"
+            )
+        rows = [r.tobytes() for r in np.ascontiguousarray(sequences)]
+    else:
+        rows = [s if isinstance(s, str) else tuple(s) for s in sequences]
+    if not rows:
+        raise ValueError(f"{name} is empty")
+    return rows
+
+
+def uniqueness(sequences) -> float:
+    """Fraction of distinct sequences among ``sequences`` (strings or indices ``(n, L)``).
+
+    Examples
+    --------
+    >>> uniqueness(["ACG", "ACG", "TTT", "GGA"])
+    0.75
+    """
+    rows = _rows(sequences, "sequences")
+    return len(set(rows)) / len(rows)
+
+
+def novelty(sequences, reference) -> float:
+    """Fraction of ``sequences`` that do not occur in ``reference`` (e.g. the training set).
+
+    Both are strings or letter-index arrays ``(n, L)`` of the same kind.
+
+    Examples
+    --------
+    >>> novelty(["ACG", "TTT"], ["ACG", "GGG"])
+    0.5
+    """
+    rows = _rows(sequences, "sequences")
+    ref = set(_rows(reference, "reference"))
+    return sum(r not in ref for r in rows) / len(rows)
+
+
+def motif_share(sequences, motif: str) -> float:
+    """Fraction of sequences (strings) that contain ``motif`` anywhere.
+
+    Examples
+    --------
+    >>> motif_share(["ATATAATC", "GGGG"], "TATAAT")
+    0.5
+    """
+    seqs = list(sequences)
+    if not seqs:
+        raise ValueError("sequences is empty")
+    if not isinstance(motif, str) or not motif:
+        raise ValueError(f"motif must be a non-empty string, got {motif!r}")
+    return sum(motif in s for s in seqs) / len(seqs)
+
+
+def diversity(sequences, *, n_pairs: int = 2000, seed: int = 0) -> float:
+    """Mean normalised Hamming distance between random pairs of equal-length sequences.
+
+    Parameters
+    ----------
+    sequences
+        Strings of equal length or letter indices ``(n, L)``, ``n >= 2``.
+    n_pairs
+        Random pairs (distinct indices) to average over.
+    seed
+        Seed of the pair draw.
+
+    Examples
+    --------
+    >>> diversity(["AAAA", "AATT"], n_pairs=10)
+    0.5
+    """
+    a = (
+        np.asarray([list(s) for s in sequences])
+        if not isinstance(sequences, np.ndarray)
+        else sequences
+    )
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise ValueError(f"diversity needs >= 2 equal-length sequences, got shape {a.shape}")
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, a.shape[0], n_pairs)
+    j = (i + rng.integers(1, a.shape[0], n_pairs)) % a.shape[0]  # j != i
+    return float((a[i] != a[j]).mean())

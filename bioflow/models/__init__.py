@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         **dict.fromkeys(["FlowMatchingModule", "LossOutput", "load_model"], ".base"),
         **dict.fromkeys(["CFM_METHODS", "CellFlowMatching"], ".dynamics"),
+        "DiscreteFlow": ".discrete",
         **dict.fromkeys(["SEQUENCE_OBJECTIVES", "SequenceFlow", "SequencePredictor"], ".sequence"),
         **dict.fromkeys(["META_METHODS", "MetaFlowMatching"], ".meta"),
     },

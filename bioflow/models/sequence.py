@@ -84,25 +84,17 @@ class SequenceFlow(FlowMatchingModule):
         super().__init__(lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule)
         data_spec = plain_spec(data_spec)
         alphabet, seq_len = _alphabet_and_length(alphabet, seq_len, data_spec)
-        if objective not in SEQUENCE_OBJECTIVES:
-            raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
         if backbone not in SEQUENCE_BACKBONES:
             raise ValueError(f"backbone must be one of {SEQUENCE_BACKBONES}, got {backbone!r}")
-        if len(set(alphabet)) != len(alphabet) or len(alphabet) < 2:
-            raise ValueError(f"alphabet must hold >= 2 distinct letters, got {alphabet!r}")
+        if objective not in SEQUENCE_OBJECTIVES:
+            raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
         self.save_hyperparameters()
         self.hparams.update(alphabet=alphabet, seq_len=int(seq_len))
         self.alphabet, self.seq_len, self.objective = alphabet, int(seq_len), objective
         self.val_sample_steps, self.data_spec = val_sample_steps, data_spec
         K = len(alphabet)
         self.path = GumbelSoftmaxPath(tau_max, lam, beta)
-        if backbone == "cnn":
-            dil = tuple([1, 2, 4, 8, 16, 1][i % 6] for i in range(n_layers))
-            self.net = DilatedConvNet(2 * K, K, hidden=hidden, dilations=dil)
-        else:
-            self.net = SequenceTransformer(
-                2 * K, K, d_model=hidden, n_layers=n_layers, max_len=max(seq_len, 1)
-            )
+        self.net = sequence_backbone(backbone, 2 * K, K, hidden, n_layers, seq_len)
 
     @property
     def n_letters(self) -> int:
@@ -164,14 +156,13 @@ class SequenceFlow(FlowMatchingModule):
             STGFlow reward: maps one-hot sequences ``(m, L, K)`` to rewards ``(m,)``
             (e.g. a classifier's log-probability of the wanted class); ``None``: unguided.
         guidance_scale
-            Strength ``gamma``.  With ``method="renoise"`` the letters of each step are
-            drawn from ``p_theta(x1 | x_t) exp(gamma f(x1))`` (``gamma = 1`` with a
-            classifier's log-probability: the posterior ``p(x1 | x_t, y)``): the logits are
-            tilted by ``gamma`` times the straight-through reward gradient and the
-            ``n_guidance_samples`` draws from that tilt are importance-resampled
-            (:meth:`~bioflow.core.guidance.STGuidance.draw`).
-            With ``method="euler"`` the clean-letter logits of every ODE step are tilted
-            the same way (:meth:`~bioflow.core.guidance.STGuidance.tilt`).
+            ``gamma >= 0``: the target law is ``p(x) exp(gamma f(x))`` (``gamma = 1`` with a
+            classifier's log-probability of class ``y``: ``p(x | y)``).  Both samplers tilt
+            the clean-letter posterior ``p_theta(x1 | x_t)`` by ``gamma`` times the
+            straight-through reward gradient (first order); ``"renoise"`` draws the letters
+            of each step from it with an importance correction
+            (:meth:`~bioflow.core.guidance.STGuidance.draw`), ``"euler"`` integrates the
+            ODE of the tilted posterior (:meth:`~bioflow.core.guidance.STGuidance.tilt`).
         n_guidance_samples
             ``M``, hard sequences drawn per step to estimate the gradient (and, with
             ``"renoise"``, the candidates of the importance resampling).
@@ -181,9 +172,10 @@ class SequenceFlow(FlowMatchingModule):
             Sequences integrated at once.
         method
             ``"renoise"`` (default): predict-and-renoise -- at each step draw letters
-            ``k ~ p_theta(x_t)`` and redraw ``x`` on the path from them with fresh Gumbel
-            noise (a blocked Gibbs sampler of the joint law of letters and ``x``, whose
-            letter marginal is the data law); returns one-hot letters.  ``"euler"``: the
+            ``k ~ p_theta(x_t)`` independently per position and redraw ``x`` on the path
+            from them with fresh Gumbel noise; returns one-hot letters.  It keeps
+            per-position laws but not the dependence between positions (it does not
+            sample the joint law; :class:`~bioflow.models.DiscreteFlow` does).  ``"euler"``: the
             GSFM ODE (:func:`~bioflow.core.solvers.gumbel_softmax_ode`): the
             path's marginal velocity with ``p_theta`` as the clean-letter posterior, from
             the prior ``softmax(g / (beta tau_max))`` to the vertices; it carries the path's
@@ -203,12 +195,7 @@ class SequenceFlow(FlowMatchingModule):
             raise ValueError(f"method must be one of {self.samplers}, got {method!r}")
         guide = None
         if guidance is not None:
-            if not callable(guidance):
-                raise ValueError(f"guidance must be callable, got {type(guidance).__name__}")
-            if not 0 <= guidance_scale < float("inf"):  # also refuses NaN
-                raise ValueError(f"guidance_scale must be finite and >= 0, got {guidance_scale}")
-            if n_guidance_samples < 1:
-                raise ValueError(f"n_guidance_samples must be >= 1, got {n_guidance_samples}")
+            check_guidance(guidance, guidance_scale, n_guidance_samples)
             guide = STGuidance(
                 guidance, n_samples=n_guidance_samples, scale=guidance_scale, generator=generator
             )
@@ -266,6 +253,16 @@ class SequenceFlow(FlowMatchingModule):
         return self.decode(self.sample_simplex(n, **kwargs))
 
 
+def check_guidance(guidance, guidance_scale: float, n_guidance_samples: int) -> None:
+    """Refuse a guidance reward that is not callable, ``gamma`` < 0 / NaN / inf, ``M`` < 1."""
+    if not callable(guidance):
+        raise ValueError(f"guidance must be callable, got {type(guidance).__name__}")
+    if not 0 <= guidance_scale < float("inf"):  # also refuses NaN
+        raise ValueError(f"guidance_scale must be finite and >= 0, got {guidance_scale}")
+    if n_guidance_samples < 1:
+        raise ValueError(f"n_guidance_samples must be >= 1, got {n_guidance_samples}")
+
+
 def _alphabet_and_length(
     alphabet: str | None, seq_len: int | None, data_spec: dict | None
 ) -> tuple[str, int]:
@@ -282,7 +279,27 @@ def _alphabet_and_length(
         raise ValueError(f"seq_len {seq_len} differs from the data's length {spec['seq_len']}")
     if alphabet is None or seq_len is None:
         raise ValueError("SequenceFlow needs `alphabet` and `seq_len` (or a data_spec with both)")
+    if len(set(alphabet)) != len(alphabet) or len(alphabet) < 2:
+        raise ValueError(f"alphabet must hold >= 2 distinct letters, got {alphabet!r}")
     return alphabet, int(seq_len)
+
+
+def sequence_backbone(
+    backbone: str, n_in: int, n_letters: int, hidden: int, n_layers: int, seq_len: int
+) -> torch.nn.Module:
+    """The network of a sequence flow: ``(n, L, n_in)`` features -> ``(n, L, n_letters)`` logits.
+
+    ``"cnn"`` is the dilated CNN (dilations 1, 2, 4, 8, 16, 1 repeated), ``"transformer"``
+    a small transformer with ``seq_len`` positions.
+    """
+    if backbone not in SEQUENCE_BACKBONES:
+        raise ValueError(f"backbone must be one of {SEQUENCE_BACKBONES}, got {backbone!r}")
+    if backbone == "cnn":
+        dil = tuple([1, 2, 4, 8, 16, 1][i % 6] for i in range(n_layers))
+        return DilatedConvNet(n_in, n_letters, hidden=hidden, dilations=dil)
+    return SequenceTransformer(
+        n_in, n_letters, d_model=hidden, n_layers=n_layers, max_len=max(seq_len, 1)
+    )
 
 
 class SequencePredictor(FlowMatchingModule):

@@ -1,4 +1,5 @@
-"""Sequence tools: fit a Gumbel-Softmax flow, sample (optionally guided), fit a classifier."""
+"""Sequence tools: fit a sequence flow (discrete flow matching or Gumbel-Softmax), sample
+(optionally with STGFlow guidance), fit a classifier."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ import numpy as np
 import torch
 
 from bioflow.data.sequences import SequenceDataModule, load_sequences, resolve_alphabet
+from bioflow.models.discrete import DiscreteFlow
 from bioflow.models.sequence import SEQUENCE_OBJECTIVES, SequenceFlow, SequencePredictor
 from bioflow.tl._train import check_validation, fit_model
+
+#: training methods of :func:`fit_sequence_flow`, the default first
+SEQUENCE_METHODS = ("dfm-masked", "dfm-uniform", "gsfm")
 
 
 def fit_sequence_flow(
     sequences: Sequence[str] | str,
     *,
     alphabet: str = "dna",
+    method: str = "dfm-masked",
     objective: str = "flow",
     max_steps: int = 2000,
     batch_size: int = 128,
@@ -25,8 +31,8 @@ def fit_sequence_flow(
     early_stopping: bool | int = False,
     model_kwargs: dict | None = None,
     **trainer_kwargs: Any,
-) -> SequenceFlow:
-    """Train Gumbel-Softmax flow matching on equal-length sequences.
+) -> DiscreteFlow | SequenceFlow:
+    """Train a generative flow on equal-length sequences.
 
     Parameters
     ----------
@@ -34,8 +40,15 @@ def fit_sequence_flow(
         List of strings or a FASTA path.
     alphabet
         ``"dna"``, ``"protein"`` or a string of letters.
+    method
+        ``"dfm-masked"`` (default): discrete flow matching with a masked source
+        (:class:`~bioflow.models.DiscreteFlow`); it learns the joint law of the sequences
+        and its default sampler draws from it.  ``"dfm-uniform"``: discrete flow matching
+        with a uniform source (every intermediate state is a valid sequence).  ``"gsfm"``:
+        Gumbel-Softmax flow matching on the simplex (:class:`~bioflow.models.SequenceFlow`).
     objective
-        ``"flow"`` (cross-entropy) or ``"score"`` (Gumbel-softmax score matching).
+        ``"gsfm"`` only: ``"flow"`` (cross-entropy) or ``"score"`` (Gumbel-softmax score
+        matching).
     max_steps, batch_size, seed
         Training settings.
     validation_fraction
@@ -46,8 +59,9 @@ def fit_sequence_flow(
         Stop when ``val/loss`` has not improved for this many validations (``True``: 3);
         needs ``validation_fraction > 0``.
     model_kwargs
-        Extra arguments of :class:`~bioflow.models.SequenceFlow` (``backbone``, ``hidden``,
-        ``n_layers``, ``tau_max``, ``lam``, ``beta``, ``lr``, ...).
+        Extra arguments of the model (``backbone``, ``hidden``, ``n_layers``, ``lr``, ...;
+        ``exponent`` and ``loss`` for the discrete flows, ``tau_max``, ``lam``, ``beta`` for
+        GSFM).
     **trainer_kwargs
         Passed to :class:`lightning.Trainer`.
         ``compile=True`` compiles the networks with :func:`torch.compile` (a dict gives its
@@ -55,7 +69,7 @@ def fit_sequence_flow(
 
     Returns
     -------
-    SequenceFlow
+    DiscreteFlow or SequenceFlow
         The trained model in eval mode.
 
     Examples
@@ -67,8 +81,12 @@ def fit_sequence_flow(
     >>> model.alphabet, model.seq_len
     ('ACGT', 20)
     """
+    if method not in SEQUENCE_METHODS:
+        raise ValueError(f"method must be one of {SEQUENCE_METHODS}, got {method!r}")
     if objective not in SEQUENCE_OBJECTIVES:
         raise ValueError(f"objective must be one of {SEQUENCE_OBJECTIVES}, got {objective!r}")
+    if method != "gsfm" and objective != "flow":
+        raise ValueError(f"objective={objective!r} applies to method='gsfm' only, not {method!r}")
     patience = check_validation(validation_fraction, early_stopping)
     letters = resolve_alphabet(alphabet)
     dm = SequenceDataModule(
@@ -77,8 +95,18 @@ def fit_sequence_flow(
     kwargs = dict(model_kwargs or {})
     if letters == resolve_alphabet("protein"):
         kwargs.setdefault("backbone", "transformer")
+    if method == "gsfm":
+
+        def build():
+            return SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs)
+    else:
+        source = "mask" if method == "dfm-masked" else "uniform"
+
+        def build():
+            return DiscreteFlow(letters, dm.seq_len, source=source, **kwargs)
+
     return fit_model(
-        lambda: SequenceFlow(letters, dm.seq_len, objective=objective, **kwargs),
+        build,
         dm,
         max_steps=max_steps,
         seed=seed,
@@ -90,7 +118,7 @@ def fit_sequence_flow(
 
 
 def sample_sequences(
-    model: SequenceFlow,
+    model: DiscreteFlow | SequenceFlow,
     n: int,
     *,
     steps: int = 100,
@@ -98,15 +126,25 @@ def sample_sequences(
     guidance_scale: float = 1.0,
     n_guidance_samples: int = 8,
     guidance_target: int = 1,
-    method: str = "renoise",
+    method: str | None = None,
     seed: int = 0,
 ) -> list[str]:
     """Generate ``n`` sequences, optionally with STGFlow guidance.
 
+    Guidance has one meaning for every model and sampler: with a reward ``f`` (a
+    classifier's log-probability of ``guidance_target``, a regressor's output, or any
+    callable) and ``gamma = guidance_scale`` the target law is ``p(x) exp(gamma f(x))``.
+    ``gamma = 0`` is the model's own law, ``gamma = 1`` with a classifier's
+    log-probability of class ``y`` is ``p(x | y)`` (the principled value), larger values
+    sharpen the tilt toward high rewards (less diversity).  Each sampler step tilts the
+    model's clean-letter posterior by ``gamma`` times the straight-through gradient of ``f``
+    (a first-order tilt), and the discrete samplers correct it by importance resampling.
+
     Parameters
     ----------
     model
-        A trained :class:`~bioflow.models.SequenceFlow`.
+        A trained :class:`~bioflow.models.DiscreteFlow` or
+        :class:`~bioflow.models.SequenceFlow`.
     n
         Number of sequences.
     steps
@@ -114,22 +152,20 @@ def sample_sequences(
     guidance
         A :class:`~bioflow.models.SequencePredictor` (rewarding the log-probability of class
         ``guidance_target``, or output ``guidance_target`` for regressors) or a callable
-        mapping one-hot sequences ``(m, L, K)`` to rewards ``(m,)``.  Works with either
+        mapping one-hot sequences ``(m, L, K)`` to rewards ``(m,)``.  Works with every
         sampler.
     guidance_scale
-        Strength ``gamma``.  ``"renoise"``: the clean-letter logits are tilted by ``gamma``
-        times the straight-through reward gradient (``gamma = 1`` approximates sampling the
-        posterior ``p(x | y)`` of a classifier's class ``y``; larger values sharpen it).
-        ``"euler"``: the ODE's clean-letter logits are tilted the same way.
+        ``gamma >= 0``, the exponent of the tilt ``p(x) exp(gamma f(x))`` (see above).
     n_guidance_samples
-        Hard samples ``M`` per step that estimate the gradient.
+        Hard samples ``M`` per step that estimate the gradient (and the candidates of the
+        importance resampling).
     guidance_target
         Class (or output) rewarded when ``guidance`` is a predictor.
     method
-        ``"renoise"`` (default; predict-and-renoise: far closer per-position laws and the
-        better guided sampler) or ``"euler"`` (the GSFM ODE on the simplex, which
-        carries the path's marginals from the prior to the vertices); see
-        :meth:`~bioflow.models.SequenceFlow.sample_simplex` for the figures.
+        The sampler; ``None``: the model's default (``model.samplers[0]``).
+        :class:`~bioflow.models.DiscreteFlow`: ``"stratified"`` (masked source, default)
+        or ``"jump"``; :class:`~bioflow.models.SequenceFlow`: its samplers (see
+        :meth:`~bioflow.models.SequenceFlow.sample_simplex`).
     seed
         Random seed.
 
@@ -154,8 +190,11 @@ def sample_sequences(
     >>> len(guided)
     10
     """
-    if not isinstance(model, SequenceFlow):
-        raise ValueError(f"model must be a SequenceFlow, got {type(model).__name__}")
+    if not isinstance(model, (DiscreteFlow, SequenceFlow)):
+        raise ValueError(
+            f"model must be a DiscreteFlow or SequenceFlow, got {type(model).__name__}"
+        )
+    method = model.samplers[0] if method is None else method
     if method not in model.samplers:
         raise ValueError(f"method must be one of {model.samplers}, got {method!r}")
     reward = None

@@ -57,7 +57,9 @@ class ProbabilityPath(ABC):
     """Abstract conditional path: ``sample(x0, x1, t) -> PathSample``.
 
     Subclasses: :class:`~bioflow.core.paths.affine.AffinePath` (``LinearPath``,
-    ``BrownianBridgePath``) and :class:`~bioflow.core.paths.simplex.GumbelSoftmaxPath`.
+    ``BrownianBridgePath``), :class:`~bioflow.core.paths.simplex.GumbelSoftmaxPath` and
+    :class:`~bioflow.core.paths.MixtureDiscretePath` (letters ``(n, L)`` at both
+    ends; no regression target, ``u_t`` is ``None``).
     """
 
     @abstractmethod

@@ -1,6 +1,8 @@
-"""Every sampler: ODE solvers, simplex samplers (GSFM ODE, Euler, renoise), categorical draws."""
+"""Every sampler: ODE solvers, simplex samplers (GSFM ODE, Euler, renoise), the discrete jump
+sampler, categorical draws."""
 
 from bioflow.core.solvers.categorical import sample_categorical
+from bioflow.core.solvers.discrete import jump_sample
 from bioflow.core.solvers.ode import ODE_METHODS, integrate
 from bioflow.core.solvers.simplex import (
     gumbel_softmax_ode,
@@ -13,6 +15,7 @@ __all__ = [
     "ODE_METHODS",
     "gumbel_softmax_ode",
     "integrate",
+    "jump_sample",
     "project_simplex",
     "renoise_sample",
     "sample_categorical",
