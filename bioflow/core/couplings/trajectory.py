@@ -26,7 +26,7 @@ def chain_couplings(
     Parameters
     ----------
     coupling
-        Any :class:`~bioflow.core.couplings.Coupling` (exact OT, Sinkhorn, ...).
+        Any :class:`~bioflow.core.Coupling` (exact OT, Sinkhorn, ...).
     points
         ``K >= 2`` batches ``(B, d)`` (the first fixes ``B``; later ones may differ in size).
     generator
