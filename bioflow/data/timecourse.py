@@ -32,7 +32,7 @@ class TimeSpec:
         each bin's cells).
     origin, unit
         The model's internal clock: a time value ``v`` is seen by the model as
-        ``(v - origin) / unit``.  :func:`resolve_time` sets ``origin`` to the first time and
+        ``(v - origin) / unit``.  ``resolve_time`` sets ``origin`` to the first time and
         ``unit`` to the mean interval, so the observed times span ``[0, n_times - 1]`` on
         the model's clock whatever the user's units (days, hours, seconds) and a fit does
         not depend on them.  A description without them (older models) uses the raw values.
