@@ -1,7 +1,7 @@
 """Move results between spaces: PCA back to genes, model space onto a 2-D embedding.
 
 Everything here is numpy / scipy on arrays read from an AnnData; nothing is written into
-the AnnData.  Used by :mod:`bioflow.tl` (to annotate) and :mod:`bioflow.pl` (to draw what
+the AnnData.  Used by the ``tl`` layer (to annotate) and the ``pl`` layer (to draw what
 ``tl`` wrote on another basis).
 """
 
@@ -320,7 +320,7 @@ def velocity_inputs(adata, basis: str, vkey: str):
     from bioflow.data.anndata import read_representation
 
     if vkey not in adata.obsm:
-        raise ValueError(f"adata.obsm has no {vkey!r}; run bioflow.tl.velocity first")
+        raise ValueError(f"adata.obsm has no {vkey!r}; run tl.velocity(model, adata) first")
     params = adata.uns.get("bioflow", {}).get(vkey, {})
     rep = params.get("use_rep", vkey[len("velocity_") :] if vkey.startswith("velocity_") else None)
     rep = None if rep in (None, "None", "X") else rep

@@ -59,7 +59,7 @@ class DiscreteFlow(FlowMatchingModule):
         Sampler steps of the sequences drawn in validation.
     data_spec
         The training data's description (``alphabet``, ``seq_len``; a dict or
-        :class:`bioflow.data.DataSpec`), linked by the CLI.
+        a ``DataSpec`` of the data layer), linked by the CLI.
 
     Examples
     --------

@@ -89,7 +89,7 @@ class CellFlowMatching(FlowMatchingModule):
 
     Wires a path and a coupling (chosen by ``method``), an MLP vector field and the
     weighted velocity loss.  The field sees absolute time on the data's internal clock
-    (first time 0, mean interval 1; see :class:`~bioflow.data.TimeSpec`), so a single ODE
+    (first time 0, mean interval 1; see ``TimeSpec`` in the data layer), so a single ODE
     carries cells across all observed times.
 
     Two options act across the whole time course:
