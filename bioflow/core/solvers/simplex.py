@@ -89,8 +89,11 @@ def renoise_sample(
 
     At each of ``steps`` times ``t_i = i / steps`` the clean letters ``k`` are drawn from
     the predicted law ``softmax(logits_fn(t_i, x))`` (or by ``draw``), and ``x`` is redrawn
-    on the path at ``t_{i+1}`` from those letters with fresh Gumbel noise: a blocked Gibbs
-    sampler of the joint law of letters and ``x`` whose letter marginal is the data law.
+    on the path at ``t_{i+1}`` from those letters with fresh Gumbel noise.  Every position
+    is drawn independently from its own predicted law, so this is not a joint draw: it
+    keeps per-position letter laws but can lose the dependence between positions (measured
+    in ``benchmarks/results/sequences_markov.json``).  For joint structure use masked
+    discrete flow matching (the default method of ``tl.fit_sequence_flow``) or the GSFM ODE.
 
     Parameters
     ----------
