@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bioflow.datasets.simulated import _pca
+from bioflow.datasets.simulated import _expression, _expression_anndata
 
 BRANCHES = ("fate_a", "fate_b", "fate_c")
 
@@ -68,9 +68,6 @@ def simulated_cycle_branching(
     >>> adata.shape, sorted(adata.obs["branch"].cat.categories)
     ((300, 60), ['cycling', 'fate_a', 'fate_b', 'fate_c'])
     """
-    import anndata as ad
-    import scipy.sparse as sp
-
     if n_times < 3:
         raise ValueError(f"n_times must be >= 3, got {n_times}")
     if n_cells_per_time < 2 or n_genes < 3 or not 1 <= n_pcs <= n_genes:
@@ -131,16 +128,8 @@ def simulated_cycle_branching(
             0.3 * latent[:, 0] * latent[:, 1],
         ]
     )
-    w = rng.normal(0, 1.0, (feats.shape[1], n_genes))
-    base = rng.normal(0.5, 0.5, n_genes)
-    rates_g = np.exp(base + feats @ w * 0.7)
+    expr = _expression(feats, n_genes, n_pcs, rng, gain=0.7)
     n = len(day)
-    library = rng.lognormal(np.log(2000), 0.2, n)
-    mean = rates_g / rates_g.sum(1, keepdims=True) * library[:, None]
-    counts = rng.poisson(mean).astype(np.float32)
-    x = np.log1p(counts / counts.sum(1, keepdims=True).clip(1) * 1e4).astype(np.float32)
-    scores, loadings, var_ratio = _pca(x.astype(np.float64), n_pcs)
-    scores = scores / scores[:, 0].std()
     fate = fate_of(ang, rad)
     labels = np.where(fate >= 0, np.array(BRANCHES)[np.clip(fate, 0, 2)], "cycling")
     obs = pd.DataFrame(
@@ -151,15 +140,12 @@ def simulated_cycle_branching(
         },
         index=[f"cell{i}" for i in range(n)],
     )
-    adata = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"gene{j}" for j in range(n_genes)]))
-    adata.layers["counts"] = sp.csr_matrix(counts)
-    adata.obsm["X_pca"] = scores.astype(np.float32)
-    adata.obsm["X_latent"] = latent.astype(np.float32)
-    adata.varm["PCs"] = loadings.astype(np.float32)
-    adata.uns["pca"] = {"variance_ratio": var_ratio}
-    adata.uns["bioflow_dataset"] = {
-        "name": "simulated_cycle_branching",
-        "params": {
+    return _expression_anndata(
+        expr,
+        obs,
+        latent,
+        "simulated_cycle_branching",
+        {
             "n_cells_per_time": n_cells_per_time,
             "n_times": n_times,
             "n_genes": n_genes,
@@ -168,5 +154,4 @@ def simulated_cycle_branching(
             "branch_growth": [float(g) for g in growth],
             "seed": seed,
         },
-    }
-    return adata
+    )

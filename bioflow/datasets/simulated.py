@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -66,9 +68,6 @@ def simulated_differentiation(
     >>> adata.shape, adata.obsm["X_pca"].shape
     ((500, 50), (500, 10))
     """
-    import anndata as ad
-    import scipy.sparse as sp
-
     if n_times < 3:
         raise ValueError(f"n_times must be >= 3, got {n_times}")
     if n_cells_per_time < 2:
@@ -108,18 +107,7 @@ def simulated_differentiation(
             np.sin(observed[:, 0]),
         ]
     )
-    w = rng.normal(0, 1.0, (feats.shape[1], n_genes))
-    base = rng.normal(0.5, 0.5, n_genes)
-    rates = np.exp(base + feats @ w)
-    library = rng.lognormal(np.log(2000), 0.2, n)
-    mean = rates / rates.sum(1, keepdims=True) * library[:, None]
-    counts = rng.poisson(mean).astype(np.float32)
-    norm = counts / counts.sum(1, keepdims=True).clip(1) * 1e4
-    x = np.log1p(norm).astype(np.float32)
-    scores, loadings, var_ratio = _pca(x.astype(np.float64), n_pcs)
-    # One global scale (PC1 to unit variance) keeps relative PC scales, as for real PCA,
-    # while giving the models inputs of order one.
-    scores = scores / scores[:, 0].std()
+    expr = _expression(feats, n_genes, n_pcs, rng)
 
     fate = np.where(
         observed[:, 1] > 0.4, "upper", np.where(observed[:, 1] < -0.4, "lower", "progenitor")
@@ -136,16 +124,12 @@ def simulated_differentiation(
         },
         index=[f"cell{i}" for i in range(n)],
     )
-    var = pd.DataFrame(index=[f"gene{j}" for j in range(n_genes)])
-    adata = ad.AnnData(x, obs=obs, var=var)
-    adata.layers["counts"] = sp.csr_matrix(counts)
-    adata.obsm["X_pca"] = scores.astype(np.float32)
-    adata.obsm["X_latent"] = observed.astype(np.float32)
-    adata.varm["PCs"] = loadings.astype(np.float32)
-    adata.uns["pca"] = {"variance_ratio": var_ratio}
-    adata.uns["bioflow_dataset"] = {
-        "name": "simulated_differentiation",
-        "params": {
+    return _expression_anndata(
+        expr,
+        obs,
+        observed,
+        "simulated_differentiation",
+        {
             "n_cells_per_time": n_cells_per_time,
             "n_times": n_times,
             "n_genes": n_genes,
@@ -153,5 +137,46 @@ def simulated_differentiation(
             "noise": noise,
             "seed": seed,
         },
-    }
+    )
+
+
+@dataclass
+class _Expression:
+    counts: np.ndarray
+    x: np.ndarray
+    scores: np.ndarray
+    loadings: np.ndarray
+    var_ratio: np.ndarray
+
+
+def _expression(
+    feats: np.ndarray, n_genes: int, n_pcs: int, rng: np.random.Generator, gain: float = 1.0
+) -> _Expression:
+    """Poisson counts from per-cell features ``(n, f)``, log-normalised, and their PCA."""
+    w = rng.normal(0, 1.0, (feats.shape[1], n_genes))
+    base = rng.normal(0.5, 0.5, n_genes)
+    rates = np.exp(base + feats @ w * gain)
+    library = rng.lognormal(np.log(2000), 0.2, len(feats))
+    mean = rates / rates.sum(1, keepdims=True) * library[:, None]
+    counts = rng.poisson(mean).astype(np.float32)
+    x = np.log1p(counts / counts.sum(1, keepdims=True).clip(1) * 1e4).astype(np.float32)
+    scores, loadings, var_ratio = _pca(x.astype(np.float64), n_pcs)
+    # One global scale (PC1 to unit variance) keeps relative PC scales, as for real PCA,
+    # while giving the models inputs of order one.
+    return _Expression(counts, x, scores / scores[:, 0].std(), loadings, var_ratio)
+
+
+def _expression_anndata(expr: _Expression, obs, latent: np.ndarray, name: str, params: dict):
+    """AnnData of a simulation: genes in ``.X``, counts, PCA, latent state, provenance."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    var = pd.DataFrame(index=[f"gene{j}" for j in range(expr.x.shape[1])])
+    adata = ad.AnnData(expr.x, obs=obs, var=var)
+    adata.layers["counts"] = sp.csr_matrix(expr.counts)
+    adata.obsm["X_pca"] = expr.scores.astype(np.float32)
+    adata.obsm["X_latent"] = latent.astype(np.float32)
+    adata.varm["PCs"] = expr.loadings.astype(np.float32)
+    adata.uns["pca"] = {"variance_ratio": expr.var_ratio}
+    adata.uns["bioflow_dataset"] = {"name": name, "params": params}
     return adata
