@@ -23,6 +23,22 @@ FAST = dict(enable_progress_bar=False, enable_model_summary=False, logger=False)
 SMALL = {"k": 5, "width": 16, "depth": 1, "embed_dim": 4, "encoder_hidden": (8,), "n_fourier": 4}
 
 
+def _fit_response(adata, **kwargs):
+    """A tiny meta flow on ``population_response`` data (control -> treated cells)."""
+    args = dict(
+        population_key="population",
+        source_key="treatment",
+        source_value="control",
+        condition_key="treatment",
+        max_steps=1,
+        populations_per_step=2,
+        cells_per_population=8,
+        model_kwargs=SMALL,
+        **FAST,
+    )
+    return bioflow.tl.fit_meta_flow(adata, **{**args, **kwargs})
+
+
 def test_knn_graph_conv_equals_torch_geometric_gcnconv():
     from torch_geometric.nn import GCNConv
 
@@ -248,16 +264,7 @@ def test_screen_small_population_unseen_condition_and_tables():
         condition_key="treatment",
     )
     with pytest.warns(UserWarning) as rec:
-        model = bioflow.tl.fit_meta_flow(
-            a,
-            **keys,
-            exclude_populations=["pop5"],
-            max_steps=2,
-            populations_per_step=2,
-            cells_per_population=8,
-            model_kwargs=SMALL,
-            **FAST,
-        )
+        model = _fit_response(a, exclude_populations=["pop5"], max_steps=2)
     msgs = [str(w.message) for w in rec]
     assert any("skipped 1 population" in m and "'pop4'" in m for m in msgs)
     assert any("drugC" in m and "held-out" in m for m in msgs)
@@ -290,19 +297,7 @@ def test_weighted_mean_weights_by_cells():
     keep = ~((a.obs["population"] == "pop2") & (a.obs["treatment"] != "control")).to_numpy()
     keep[np.flatnonzero(~keep)[:8]] = True
     a = a[keep].copy()
-    model = bioflow.tl.fit_meta_flow(
-        a,
-        population_key="population",
-        source_key="treatment",
-        source_value="control",
-        condition_key="treatment",
-        method="fm",
-        max_steps=1,
-        populations_per_step=2,
-        cells_per_population=8,
-        model_kwargs=SMALL,
-        **FAST,
-    )
+    model = _fit_response(a, method="fm")
     df = bioflow.tl.evaluate_populations(model, a, populations=["pop0", "pop2"], baseline=False)
     per = df[df["population"].isin(["pop0", "pop2"])]
     w = per["n_target"].to_numpy(float)
@@ -313,19 +308,7 @@ def test_weighted_mean_weights_by_cells():
 
 def test_predictions_unique_names_and_categoricals():
     a = bioflow.datasets.population_response(4, n_cells=30, dim=3, seed=1)
-    model = bioflow.tl.fit_meta_flow(
-        a,
-        population_key="population",
-        source_key="treatment",
-        source_value="control",
-        condition_key="treatment",
-        method="fm",
-        max_steps=1,
-        populations_per_step=2,
-        cells_per_population=8,
-        model_kwargs=SMALL,
-        **FAST,
-    )
+    model = _fit_response(a, method="fm")
     src = a[a.obs["population"] == "pop3"]
     pa = bioflow.tl.predict_population(model, src, condition="drugA")
     pb = bioflow.tl.predict_population(model, src, condition="drugB")
@@ -359,19 +342,7 @@ def test_write_predictions_population_with_slash(tmp_path):
 
 def test_encoder_key_reaches_the_encoder():
     a = bioflow.datasets.population_response(4, n_cells=30, dim=3, seed=1)
-    model = bioflow.tl.fit_meta_flow(
-        a,
-        population_key="population",
-        source_key="treatment",
-        source_value="control",
-        condition_key="treatment",
-        encoder_key="cell_type",
-        max_steps=1,
-        populations_per_step=2,
-        cells_per_population=8,
-        model_kwargs=SMALL,
-        **FAST,
-    )
+    model = _fit_response(a, encoder_key="cell_type")
     assert model.encoder.extra_dim == a.obs["cell_type"].nunique()
     pred = bioflow.tl.predict_population(model, a[a.obs["population"] == "pop1"], condition="drugA")
     assert pred.n_obs == 30
