@@ -27,6 +27,7 @@ import torch
 
 import bioflow
 
+# The screen varies one factor at a time around BASE (the candidate default).
 BASE = dict(
     method="ot-cfm",
     interpolant="linear",
@@ -34,38 +35,34 @@ BASE = dict(
     hidden=(128, 128, 128),
     time_dim=16,
     lr=1e-3,
-    lr_schedule="constant",
-    max_steps=600,
+    lr_schedule="cosine",
+    max_steps=2000,
     batch_size=128,
     solver="rk4",
     solver_steps=20,
 )
 
 CONFIGS = {
-    "linear_s0.1_w128x3_600": {},
-    "spline_s0.1_w128x3_600": dict(interpolant="spline"),
-    "spline_s0.05": dict(interpolant="spline", sigma=0.05),
-    "spline_s0": dict(interpolant="spline", sigma=0.0),
-    "spline_s0.2": dict(interpolant="spline", sigma=0.2),
-    "spline_s0.05_w256x3": dict(interpolant="spline", sigma=0.05, hidden=(256,) * 3),
-    "spline_s0.05_w256x3_cos": dict(
-        interpolant="spline", sigma=0.05, hidden=(256,) * 3, lr_schedule="cosine"
-    ),
-    "spline_s0.05_w256x3_cos_1500": dict(
-        interpolant="spline", sigma=0.05, hidden=(256,) * 3, lr_schedule="cosine", max_steps=1500
-    ),
-    "spline_s0.05_w128x4": dict(interpolant="spline", sigma=0.05, hidden=(128,) * 4),
-    "spline_s0.05_t32": dict(interpolant="spline", sigma=0.05, time_dim=32),
-    "spline_s0.05_cos_lr2e-3": dict(
-        interpolant="spline", sigma=0.05, lr=2e-3, lr_schedule="cosine"
-    ),
-    "spline_s0.05_b256": dict(interpolant="spline", sigma=0.05, batch_size=256),
-    "spline_s0.05_euler": dict(interpolant="spline", sigma=0.05, solver="euler"),
-    "linear_s0.05_w256x3_cos_1500": dict(
-        sigma=0.05, hidden=(256,) * 3, lr_schedule="cosine", max_steps=1500
-    ),
+    "base": {},
+    "spline": dict(interpolant="spline"),
+    "lr_constant": dict(lr_schedule="constant"),
+    "lr_3e-3": dict(lr=3e-3),
+    "steps_1000": dict(max_steps=1000),
+    "lr_3e-3_steps_4000": dict(lr=3e-3, max_steps=4000),
+    "spline_lr_3e-3_steps_4000": dict(interpolant="spline", lr=3e-3, max_steps=4000),
+    "steps_600_constant": dict(max_steps=600, lr_schedule="constant"),
+    "sigma_0": dict(sigma=0.0),
+    "sigma_0.2": dict(sigma=0.2),
+    "w256x3": dict(hidden=(256,) * 3),
+    "w128x2": dict(hidden=(128,) * 2),
+    "w128x4": dict(hidden=(128,) * 4),
+    "time_dim_32": dict(time_dim=32),
+    "time_dim_8": dict(time_dim=8),
+    "batch_256": dict(batch_size=256),
+    "euler_20": dict(solver="euler"),
+    "rk4_50": dict(solver_steps=50),
+    "spline_steps_600_constant": dict(interpolant="spline", max_steps=600, lr_schedule="constant"),
     "sf2m_g0.3_sde": dict(method="sf2m", sigma=0.3, stochastic=True),
-    "sf2m_g0.1_sde": dict(method="sf2m", sigma=0.1, stochastic=True),
 }
 
 DATASETS = {
