@@ -1,12 +1,12 @@
 """The main job: leave-one-timepoint-out on the built-in differentiation data.
 
 ``python -m bioflow.demo --out runs/demo`` (what ``make demo`` runs) fits OT-CFM (the
-default: interval-wise exact-OT pairs, Adam with a cosine decay), I-CFM, SB-CFM, W-CFM and SF2M
-with each interior time held out (short fits, ``--max-steps``), prints the table beside the
-no-motion and McCann baselines, fits the default on all days with
-:func:`bioflow.tl.fit_dynamics`' default number of steps (``--default-steps``), reports where
-its day-0 cells end (W1 to day 4 and the share of off-data endpoints), and writes
-``metrics.json`` and plots into ``--out``.
+default: chained trajectories with the spline interpolant, Adam with a cosine decay),
+I-CFM, SB-CFM, W-CFM and SF2M with each interior time held out (short fits,
+``--max-steps``), prints the table beside the no-motion and McCann baselines, fits the
+default on all days with :func:`bioflow.tl.fit_dynamics`' default number of steps
+(``--default-steps``), reports where its day-0 cells end (W1 to day 4 and the share of
+off-data endpoints), and writes ``metrics.json`` and plots into ``--out``.
 """
 
 from __future__ import annotations

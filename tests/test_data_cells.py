@@ -87,7 +87,7 @@ def test_connect_hands_the_model_coupling_to_the_loader(small_adata):
     connect(model, in_workers)
     assert in_workers.coupling is model.coupling
     assert bool(next(iter(in_workers.train_dataloader()))["paired"])
-    # chained trajectories (the spline interpolant) couple in the step
+    # chained trajectories (the default spline interpolant) couple in the step
     chained = CellDynamicsDataModule(small_adata, num_workers=1, **kw)
     connect(CellFlowMatching(dim=10, hidden=(8,), interpolant="spline"), chained)
     assert chained.coupling is None

@@ -117,12 +117,14 @@ class CellFlowMatching(FlowMatchingModule):
         See :func:`~bioflow.models.dynamics.cfm_components`.  For ``"sf2m"`` ``sigma`` is
         the diffusion ``g`` per unit of the internal clock.
     interpolant
-        ``"linear"`` (interval by interval; the default, also for ``None``) or ``"spline"``
-        (chained trajectories; not for ``"sf2m"``, whose bridge is pinned at each time,
-        nor with growth).  In the sweep (``benchmarks/results/dynamics_sweep.json``) the
-        spline interpolates held-out times better (lower leave-one-timepoint-out W1) but
-        its cells pushed over the whole time course end off the data more often; the
-        default is chosen for the endpoints, and both beat the McCann interpolant there.
+        ``"linear"`` (interval by interval) or ``"spline"`` (chained trajectories; not for
+        ``"sf2m"``, whose bridge is pinned at each time).  ``None`` (default) picks
+        ``"spline"`` for ``"ot-cfm"`` without growth and ``"linear"`` otherwise (chaining
+        independent or entropic pairs gives no coherent trajectories).  In the sweep
+        (``benchmarks/results/dynamics_sweep.json``) the spline beats the McCann
+        interpolant at held-out times on both simulations, the interval-wise path only
+        ties it (it *is* McCann's straight OT path across a held-out time); the
+        interval-wise path puts more cells pushed over the whole time course on the data.
     growth
         ``None`` (balanced: every cell has one descendant), ``"given"`` (per-cell growth
         rates in the batches, from ``growth_key`` of the data: sources are re-sampled in
@@ -202,7 +204,7 @@ class CellFlowMatching(FlowMatchingModule):
                 raise ValueError("CellFlowMatching needs `dim` (or a data_spec with 'dim')")
             dim = int(data_spec["dim"])
         if interpolant is None:
-            interpolant = "linear"
+            interpolant = "spline" if method == "ot-cfm" and growth is None else "linear"
         if interpolant not in INTERPOLANTS:
             raise ValueError(f"unknown interpolant {interpolant!r}; choose one of {INTERPOLANTS}")
         if interpolant == "spline" and method == "sf2m":
