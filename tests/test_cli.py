@@ -264,7 +264,11 @@ def _cells():
     dm = CellDynamicsDataModule(
         adata, time_key="time", use_rep="X_pca", batch_size=16, steps_per_epoch=7
     )
-    return dm, lambda spec: CellFlowMatching(method="sb-cfm", hidden=(32, 32), data_spec=spec)
+    # A constant rate: a cosine schedule's horizon is the run's max_steps, so a 10-step run
+    # (decayed to 0) is not the first half of a 20-step one.
+    return dm, lambda spec: CellFlowMatching(
+        method="sb-cfm", hidden=(32, 32), lr_schedule="constant", data_spec=spec
+    )
 
 
 def _populations():
