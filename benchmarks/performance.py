@@ -254,7 +254,7 @@ def scaling(args, tmp: Path):
     for r in range(args.reps):
         for n in args.sizes if r % 2 == 0 else args.sizes[::-1]:
             ds = dms[n].train_dataloader().dataset
-            ds.coupling = None  # the draw and the read only
+            # make_batch: the draw and the read only (a pairing runs after it, in batches())
             shard = ds.cached_shard(0, 1)
             times = []
             for i in range(200):
