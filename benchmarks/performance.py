@@ -139,7 +139,27 @@ def _timed_fit(fit, steps, **kw):
     with_l = timer.ms_per_step()
     loader = timer.trainer.datamodule.train_dataloader()
     without = bare_loop_ms(timer.module, loader, steps)
-    return with_l, without
+    return with_l, without, pairing_ms(timer.module, timer.trainer.datamodule)
+
+
+def pairing_ms(module, datamodule, n: int = 60, skip: int = 10):
+    """Median ms of the model's loader pairing alone on raw batches (``None``: no pairing).
+
+    This is the work the loader's prefetch thread does per batch beside the step; it is
+    hidden behind the step only where a core is free for that thread.
+    """
+    pairing = getattr(module, "loader_pairing", None)
+    if pairing is None or not hasattr(datamodule, "make_stream"):
+        return None
+    stream = datamodule.make_stream()
+    stream.pairing = None
+    raw = list(stream.batches(0, range(n)))
+    times = []
+    for batch in raw:
+        t = time.perf_counter()
+        pairing(batch)
+        times.append(time.perf_counter() - t)
+    return 1e3 * med(times[skip:])
 
 
 def step_ms(args):
@@ -189,16 +209,19 @@ def step_ms(args):
         "mfm": meta("mfm"),
         "sequence": seq,
     }
-    res = {k: {"lightning": [], "bare": []} for k in cases}
+    res = {k: {"lightning": [], "bare": [], "pairing": []} for k in cases}
     for r in range(args.step_reps):
         names = list(cases) if r % 2 == 0 else list(cases)[::-1]
         for name in names:
-            w, b = _timed_fit(cases[name], args.step_steps)
+            w, b, p = _timed_fit(cases[name], args.step_steps)
             res[name]["lightning"].append(w)
             res[name]["bare"].append(b)
-            log(f"step {name}: lightning {w:.2f} ms, bare {b:.2f} ms")
+            if p is not None:
+                res[name]["pairing"].append(p)
+            log(f"step {name}: lightning {w:.2f} ms, bare {b:.2f} ms, pairing {p} ms")
     out = {
         k: {"lightning_ms": round(med(v["lightning"]), 3), "bare_ms": round(med(v["bare"]), 3)}
+        | ({"loader_pairing_ms": round(med(v["pairing"]), 3)} if v["pairing"] else {})
         for k, v in res.items()
     }
     ot = [a / b for a, b in zip(res["ot-cfm"]["lightning"], res["i-cfm"]["lightning"], strict=True)]
@@ -211,6 +234,8 @@ def step_ms(args):
         "sequence": "512 motif sequences of length 40, batch 128",
         "steps": args.step_steps,
         "median_after": 20,
+        "loader_pairing": "the model's loader pairing alone on 50 raw batches (median ms): "
+        "the work the prefetch thread does beside each step",
     }
     return out
 
@@ -416,6 +441,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sections = args.sections.split(",")
     report = {"commit": git_commit(), "command": command(), "machine": machine()}
+    # other processes share the cores: the load around the run qualifies every timing
+    report["machine"]["loadavg_1min_start"] = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "import" in sections:
@@ -428,6 +455,7 @@ def main() -> None:
             report["scaling"] = scaling(args, tmp)
         if "ddp" in sections:
             report["ddp"] = ddp(args, tmp)
+    report["machine"]["loadavg_1min_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(report, indent=1))
 
 

@@ -289,7 +289,7 @@ class CellFlowMatching(FlowMatchingModule):
 
     @property
     def pairing(self) -> BatchPairing:
-        """How a training batch is paired (:mod:`~bioflow.core.couplings.pairing`).
+        """How a training batch is paired (a :class:`~bioflow.core.couplings.pairing.BatchPairing`).
 
         Chains of interval plans for ``interpolant="spline"``, per-interval bridge pairs
         for ``sf2m``, pairs with growth targets with ``growth``, else each interval paired

@@ -130,7 +130,7 @@ class ChainPairing(BatchPairing):
         The interval coupling.
     parallel
         Solve the interval plans in parallel threads (``None``: where it pays; see
-        :func:`~bioflow.core.couplings.batched.couple_many`).
+        :func:`~bioflow.core.couplings.couple_many`).
 
     Examples
     --------

@@ -29,7 +29,7 @@ def chain_couplings(
     exact OT) and all batches have the same size, the chained plan between the re-ordered
     batch at ``k`` and the batch at ``k + 1`` is the plan between the batches as drawn,
     re-ordered: the interval plans are then solved independently (in parallel threads
-    where :func:`~bioflow.core.couplings.batched.couple_many` finds it worthwhile) and
+    where :func:`~bioflow.core.couplings.couple_many` finds it worthwhile) and
     composed along the chains.  Otherwise they are solved one after another.
 
     Parameters
@@ -41,7 +41,7 @@ def chain_couplings(
     generator
         Torch generator for couplings that sample.
     parallel
-        Passed to :func:`~bioflow.core.couplings.batched.couple_many` for the independent
+        Passed to :func:`~bioflow.core.couplings.couple_many` for the independent
         interval plans (``None``: its default rule).
 
     Returns
