@@ -10,6 +10,9 @@ Sections (each timing repeated and interleaved with its comparison; medians):
 - ``step_ms``: ms per training step of each family through ``tl.fit_*`` (Lightning) and
   in a plain loop over the same model and loader (no Lightning); OT-CFM / I-CFM and
   MFM / FM ratios;
+- ``ot_over_icfm``: OT-CFM (the default: chained exact OT, spline) against I-CFM steps
+  through ``tl.fit_dynamics``, ``--pair-reps`` interleaved repeats, with the loader
+  pairing's own cost;
 - ``scaling``: a backed ``.h5ad`` with 10 thousand, 1 million and 10 million cells (5
   dims): time to build one batch and ms per OT-CFM training step;
 - ``import_s``: ``import bioflow`` and ``import scanpy`` in fresh processes;
@@ -23,6 +26,7 @@ Run: ``nice -n 10 python benchmarks/performance.py > benchmarks/results/performa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -240,6 +245,67 @@ def step_ms(args):
     return out
 
 
+# --- OT-CFM against I-CFM: the coupling beside the step ------------------------------------
+def ot_over_icfm(args):
+    """OT-CFM (default: chained exact OT, spline) against I-CFM steps, many interleaved reps."""
+    from bioflow.data import CellDynamicsDataModule
+
+    adata = cells5(1000)
+
+    def fit(method):
+        timer = StepTimer()
+        in_step = method.endswith(" in step")
+        # "in step": the loader hand-off refused, so the model pairs in its training step
+        refuse = mock.patch.object(CellDynamicsDataModule, "set_pairing", lambda self, p: None)
+        with refuse if in_step else contextlib.nullcontext():
+            _fit(method.removesuffix(" in step"), timer)
+        pair = pairing_ms(timer.module, timer.trainer.datamodule)
+        return timer.ms_per_step(), pair, os.getloadavg()[0]
+
+    def _fit(method, timer):
+        bioflow.tl.fit_dynamics(
+            adata,
+            time_key="time",
+            use_rep="X5",
+            method=method,
+            batch_size=128,
+            model_kwargs=dict(MLP),
+            max_steps=args.pair_steps,
+            callbacks=[timer],
+            enable_progress_bar=False,
+        )
+
+    methods = ("ot-cfm", "i-cfm", "ot-cfm in step")
+    fit("ot-cfm"), fit("i-cfm")  # warm-up: not counted
+    res = {m: [] for m in methods}
+    pair = {m: [] for m in methods[:2]}
+    load = []
+    for r in range(args.pair_reps):
+        for method in methods if r % 2 == 0 else methods[::-1]:
+            ms, p, la = fit(method)
+            res[method].append(ms)
+            if method in pair:
+                pair[method].append(p)
+            load.append(la)
+        log("ot/icfm rep", r, {m: round(v[-1], 2) for m, v in res.items()})
+    ratios = [a / b for a, b in zip(res["ot-cfm"], res["i-cfm"], strict=True)]
+    in_step = [a / b for a, b in zip(res["ot-cfm in step"], res["i-cfm"], strict=True)]
+    return {
+        "ot_cfm_ms": [round(v, 3) for v in res["ot-cfm"]],
+        "i_cfm_ms": [round(v, 3) for v in res["i-cfm"]],
+        "ot_cfm_in_step_ms": [round(v, 3) for v in res["ot-cfm in step"]],
+        "ratios": [round(v, 3) for v in ratios],
+        "ratio_ot_cfm_over_i_cfm": round(med(ratios), 3),
+        "ratio_ot_cfm_in_step_over_i_cfm": round(med(in_step), 3),
+        "loader_pairing_ms": {k: round(med(v), 3) for k, v in pair.items()},
+        "loadavg_1min": [round(min(load), 2), round(max(load), 2)],
+        "settings": f"tl.fit_dynamics, 5 dims, 4 intervals, batch 128 per time, MLP 3 x 64, "
+        f"{args.pair_steps} steps, median step after 20; OT-CFM is the default (exact OT "
+        "chained across the time course, spline interpolant), paired in the loader thread; "
+        "'in step': the same with the loader hand-off refused (the coupling in the step)",
+    }
+
+
 # --- per-step cost against dataset size (backed .h5ad) --------------------------------------
 def write_cells(path: Path, n: int, dim: int = 5, n_times: int = 5) -> None:
     import anndata as ad
@@ -419,12 +485,14 @@ def ddp(args, tmp: Path):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sections", default="import,fit,step,scaling,ddp")
+    p.add_argument("--sections", default="import,fit,step,ot,scaling,ddp")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--small-steps", type=int, default=1500)
     p.add_argument("--large-steps", type=int, default=50)
     p.add_argument("--step-steps", type=int, default=100)
     p.add_argument("--step-reps", type=int, default=2)
+    p.add_argument("--pair-steps", type=int, default=150)
+    p.add_argument("--pair-reps", type=int, default=6)
     p.add_argument("--scaling-steps", type=int, default=150)
     p.add_argument("--sizes", default="10000,1000000,10000000")
     p.add_argument("--ddp-steps", type=int, default=150)
@@ -435,7 +503,7 @@ def main() -> None:
     args.sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         args.reps, args.small_steps, args.large_steps, args.step_steps = 1, 60, 20, 40
-        args.step_reps = 1
+        args.step_reps, args.pair_steps, args.pair_reps = 1, 40, 2
         args.scaling_steps, args.ddp_steps, args.ddp_reps = 40, 40, 1
         args.sizes = [10_000, 100_000]
     torch.set_num_threads(args.threads)
@@ -451,6 +519,8 @@ def main() -> None:
             report["fit_vs_torchcfm"] = fit_vs_torchcfm(args)
         if "step" in sections:
             report["step_ms"] = step_ms(args)
+        if "ot" in sections:
+            report["ot_over_icfm"] = ot_over_icfm(args)
         if "scaling" in sections:
             report["scaling"] = scaling(args, tmp)
         if "ddp" in sections:
