@@ -147,6 +147,14 @@ def run_task(task, args):
                 file=sys.stderr,
                 flush=True,
             )
+    return task_summary(per, fit_s, groups, methods)
+
+
+def task_summary(per, fit_s, groups, methods):
+    """Mean +- sd over seeds of every metric, and the MFM-vs-baselines checks.
+
+    ``per[method][group][metric]`` and ``fit_s[method]`` are per-seed lists.
+    """
     out = {m: {g: {k: summarise(v) for k, v in d.items()} for g, d in per[m].items()} for m in per}
     for m in methods:
         out[m]["fit_s"] = summarise(fit_s[m])
@@ -172,6 +180,49 @@ def run_task(task, args):
     out["checks"] = checks
     out["held_out"] = groups
     return out
+
+
+def merge(paths):
+    """One report from runs of the same settings on disjoint seeds (run side by side).
+
+    The per-seed values of every run are concatenated in seed order and summarised again;
+    the report keeps each run's commit and command.
+    """
+    runs = [json.load(open(p)) for p in paths]
+    keep = ("seeds", "wall_s", "commit", "command", "cpu")
+    base = {k: v for k, v in runs[0]["settings"].items() if k != "seeds"}
+    for r in runs[1:]:
+        other = {k: v for k, v in r["settings"].items() if k != "seeds"}
+        if other != base:
+            raise ValueError("runs to merge must share every setting but the seeds")
+    seeds = [s for r in runs for s in r["settings"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"runs to merge must have disjoint seeds, got {seeds}")
+    order = np.argsort(seeds)
+    report = {
+        "runs": [{k: r[k] if k != "seeds" else r["settings"]["seeds"] for k in keep} for r in runs],
+        "settings": {**base, "seeds": sorted(seeds)},
+    }
+    tasks = [t for t in base["tasks"].split(",") if t]
+    for task in tasks:
+        first = runs[0][task]
+        methods = tuple(m for m in base["methods"])
+        groups = first["held_out"]
+        per = {
+            m: {
+                g: {k: [v for r in runs for v in r[task][m][g][k]["per_seed"]] for k in METRICS}
+                for g in groups
+            }
+            for m in (*methods, "no-motion")
+        }
+        per = {
+            m: {g: {k: [v[i] for i in order] for k, v in d.items()} for g, d in pm.items()}
+            for m, pm in per.items()
+        }
+        fit_s = {m: [v for r in runs for v in r[task][m]["fit_s"]["per_seed"]] for m in methods}
+        fit_s = {m: [v[i] for i in order] for m, v in fit_s.items()}
+        report[task] = task_summary(per, fit_s, groups, methods)
+    return report
 
 
 def speed(args):
@@ -258,7 +309,16 @@ def main() -> None:
     p.add_argument("--speed", action="store_true", help="also time MFM vs FM steps")
     p.add_argument("--speed-steps", type=int, default=40)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="merge the reports of runs on disjoint seeds (same settings) and exit",
+    )
     args = p.parse_args()
+    if args.merge:
+        print(json.dumps(merge(args.merge), indent=1))
+        return
     torch.set_num_threads(args.threads)
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False

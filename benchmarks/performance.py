@@ -10,6 +10,9 @@ Sections (each timing repeated and interleaved with its comparison; medians):
 - ``step_ms``: ms per training step of each family through ``tl.fit_*`` (Lightning) and
   in a plain loop over the same model and loader (no Lightning); OT-CFM / I-CFM and
   MFM / FM ratios;
+- ``ot_over_icfm``: OT-CFM (the default: chained exact OT, spline) against I-CFM steps
+  through ``tl.fit_dynamics``, ``--pair-reps`` interleaved repeats, with the loader
+  pairing's own cost;
 - ``scaling``: a backed ``.h5ad`` with 10 thousand, 1 million and 10 million cells (5
   dims): time to build one batch and ms per OT-CFM training step;
 - ``import_s``: ``import bioflow`` and ``import scanpy`` in fresh processes;
@@ -23,6 +26,7 @@ Run: ``nice -n 10 python benchmarks/performance.py > benchmarks/results/performa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -139,7 +144,27 @@ def _timed_fit(fit, steps, **kw):
     with_l = timer.ms_per_step()
     loader = timer.trainer.datamodule.train_dataloader()
     without = bare_loop_ms(timer.module, loader, steps)
-    return with_l, without
+    return with_l, without, pairing_ms(timer.module, timer.trainer.datamodule)
+
+
+def pairing_ms(module, datamodule, n: int = 60, skip: int = 10):
+    """Median ms of the model's loader pairing alone on raw batches (``None``: no pairing).
+
+    This is the work the loader's prefetch thread does per batch beside the step; it is
+    hidden behind the step only where a core is free for that thread.
+    """
+    pairing = getattr(module, "loader_pairing", None)
+    if pairing is None or not hasattr(datamodule, "make_stream"):
+        return None
+    stream = datamodule.make_stream()
+    stream.pairing = None
+    raw = list(stream.batches(0, range(n)))
+    times = []
+    for batch in raw:
+        t = time.perf_counter()
+        pairing(batch)
+        times.append(time.perf_counter() - t)
+    return 1e3 * med(times[skip:])
 
 
 def step_ms(args):
@@ -189,16 +214,19 @@ def step_ms(args):
         "mfm": meta("mfm"),
         "sequence": seq,
     }
-    res = {k: {"lightning": [], "bare": []} for k in cases}
+    res = {k: {"lightning": [], "bare": [], "pairing": []} for k in cases}
     for r in range(args.step_reps):
         names = list(cases) if r % 2 == 0 else list(cases)[::-1]
         for name in names:
-            w, b = _timed_fit(cases[name], args.step_steps)
+            w, b, p = _timed_fit(cases[name], args.step_steps)
             res[name]["lightning"].append(w)
             res[name]["bare"].append(b)
-            log(f"step {name}: lightning {w:.2f} ms, bare {b:.2f} ms")
+            if p is not None:
+                res[name]["pairing"].append(p)
+            log(f"step {name}: lightning {w:.2f} ms, bare {b:.2f} ms, pairing {p} ms")
     out = {
         k: {"lightning_ms": round(med(v["lightning"]), 3), "bare_ms": round(med(v["bare"]), 3)}
+        | ({"loader_pairing_ms": round(med(v["pairing"]), 3)} if v["pairing"] else {})
         for k, v in res.items()
     }
     ot = [a / b for a, b in zip(res["ot-cfm"]["lightning"], res["i-cfm"]["lightning"], strict=True)]
@@ -211,8 +239,71 @@ def step_ms(args):
         "sequence": "512 motif sequences of length 40, batch 128",
         "steps": args.step_steps,
         "median_after": 20,
+        "loader_pairing": "the model's loader pairing alone on 50 raw batches (median ms): "
+        "the work the prefetch thread does beside each step",
     }
     return out
+
+
+# --- OT-CFM against I-CFM: the coupling beside the step ------------------------------------
+def ot_over_icfm(args):
+    """OT-CFM (default: chained exact OT, spline) against I-CFM steps, many interleaved reps."""
+    from bioflow.data import CellDynamicsDataModule
+
+    adata = cells5(1000)
+
+    def fit(method):
+        timer = StepTimer()
+        in_step = method.endswith(" in step")
+        # "in step": the loader hand-off refused, so the model pairs in its training step
+        refuse = mock.patch.object(CellDynamicsDataModule, "set_pairing", lambda self, p: None)
+        with refuse if in_step else contextlib.nullcontext():
+            _fit(method.removesuffix(" in step"), timer)
+        pair = pairing_ms(timer.module, timer.trainer.datamodule)
+        return timer.ms_per_step(), pair, os.getloadavg()[0]
+
+    def _fit(method, timer):
+        bioflow.tl.fit_dynamics(
+            adata,
+            time_key="time",
+            use_rep="X5",
+            method=method,
+            batch_size=128,
+            model_kwargs=dict(MLP),
+            max_steps=args.pair_steps,
+            callbacks=[timer],
+            enable_progress_bar=False,
+        )
+
+    methods = ("ot-cfm", "i-cfm", "ot-cfm in step")
+    fit("ot-cfm"), fit("i-cfm")  # warm-up: not counted
+    res = {m: [] for m in methods}
+    pair = {m: [] for m in methods[:2]}
+    load = []
+    for r in range(args.pair_reps):
+        for method in methods if r % 2 == 0 else methods[::-1]:
+            ms, p, la = fit(method)
+            res[method].append(ms)
+            if method in pair:
+                pair[method].append(p)
+            load.append(la)
+        log("ot/icfm rep", r, {m: round(v[-1], 2) for m, v in res.items()})
+    ratios = [a / b for a, b in zip(res["ot-cfm"], res["i-cfm"], strict=True)]
+    in_step = [a / b for a, b in zip(res["ot-cfm in step"], res["i-cfm"], strict=True)]
+    return {
+        "ot_cfm_ms": [round(v, 3) for v in res["ot-cfm"]],
+        "i_cfm_ms": [round(v, 3) for v in res["i-cfm"]],
+        "ot_cfm_in_step_ms": [round(v, 3) for v in res["ot-cfm in step"]],
+        "ratios": [round(v, 3) for v in ratios],
+        "ratio_ot_cfm_over_i_cfm": round(med(ratios), 3),
+        "ratio_ot_cfm_in_step_over_i_cfm": round(med(in_step), 3),
+        "loader_pairing_ms": {k: round(med(v), 3) for k, v in pair.items()},
+        "loadavg_1min": [round(min(load), 2), round(max(load), 2)],
+        "settings": f"tl.fit_dynamics, 5 dims, 4 intervals, batch 128 per time, MLP 3 x 64, "
+        f"{args.pair_steps} steps, median step after 20; OT-CFM is the default (exact OT "
+        "chained across the time course, spline interpolant), paired in the loader thread; "
+        "'in step': the same with the loader hand-off refused (the coupling in the step)",
+    }
 
 
 # --- per-step cost against dataset size (backed .h5ad) --------------------------------------
@@ -254,7 +345,7 @@ def scaling(args, tmp: Path):
     for r in range(args.reps):
         for n in args.sizes if r % 2 == 0 else args.sizes[::-1]:
             ds = dms[n].train_dataloader().dataset
-            ds.coupling = None  # the draw and the read only
+            # make_batch: the draw and the read only (a pairing runs after it, in batches())
             shard = ds.cached_shard(0, 1)
             times = []
             for i in range(200):
@@ -394,12 +485,14 @@ def ddp(args, tmp: Path):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sections", default="import,fit,step,scaling,ddp")
+    p.add_argument("--sections", default="import,fit,step,ot,scaling,ddp")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--small-steps", type=int, default=1500)
     p.add_argument("--large-steps", type=int, default=50)
     p.add_argument("--step-steps", type=int, default=100)
     p.add_argument("--step-reps", type=int, default=2)
+    p.add_argument("--pair-steps", type=int, default=150)
+    p.add_argument("--pair-reps", type=int, default=6)
     p.add_argument("--scaling-steps", type=int, default=150)
     p.add_argument("--sizes", default="10000,1000000,10000000")
     p.add_argument("--ddp-steps", type=int, default=150)
@@ -410,12 +503,14 @@ def main() -> None:
     args.sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         args.reps, args.small_steps, args.large_steps, args.step_steps = 1, 60, 20, 40
-        args.step_reps = 1
+        args.step_reps, args.pair_steps, args.pair_reps = 1, 40, 2
         args.scaling_steps, args.ddp_steps, args.ddp_reps = 40, 40, 1
         args.sizes = [10_000, 100_000]
     torch.set_num_threads(args.threads)
     sections = args.sections.split(",")
     report = {"commit": git_commit(), "command": command(), "machine": machine()}
+    # other processes share the cores: the load around the run qualifies every timing
+    report["machine"]["loadavg_1min_start"] = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "import" in sections:
@@ -424,10 +519,13 @@ def main() -> None:
             report["fit_vs_torchcfm"] = fit_vs_torchcfm(args)
         if "step" in sections:
             report["step_ms"] = step_ms(args)
+        if "ot" in sections:
+            report["ot_over_icfm"] = ot_over_icfm(args)
         if "scaling" in sections:
             report["scaling"] = scaling(args, tmp)
         if "ddp" in sections:
             report["ddp"] = ddp(args, tmp)
+    report["machine"]["loadavg_1min_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(report, indent=1))
 
 

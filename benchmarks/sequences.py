@@ -179,7 +179,7 @@ def markov_seed(a, seed):
             samplers = ["euler (flow_matching)"]
         else:
             model, ms = fit_timed(train, a, seed, method=method)
-            samplers = list(model.samplers)
+            samplers = [s for s in model.samplers if s not in a.skip_samplers.split(",")]
         for sampler in samplers:
             for steps in steps_list:
                 t1 = time.time()
@@ -320,6 +320,40 @@ def guidance(a):
     return dict(motif=motif, protein=protein)
 
 
+def combine(files, out=None):
+    """Merge ``--part markov`` result files (methods run separately for CPU time) into one.
+
+    Each file becomes an entry of ``runs`` (its commit, command, wall time); every row of
+    ``markov.seeds[*].runs`` gets ``run``, the index of the file it came from.
+    """
+    parts = []
+    for f in files:
+        with open(f) as fh:
+            parts.append(json.load(fh))
+    keep = ("task", "n_train", "n_gen", "train_steps", "hidden", "n_layers", "sample_steps")
+    first = parts[0]["markov"]
+    for p in parts[1:]:
+        diff = [k for k in keep if p["markov"][k] != first[k]]
+        if diff:
+            raise ValueError(f"the files differ in {diff}: they are not one protocol")
+    seeds: dict[int, dict] = {}
+    for i, p in enumerate(parts):
+        for rec in p["markov"]["seeds"]:
+            s = seeds.setdefault(rec["seed"], dict(seed=rec["seed"], data=rec["data"], runs=[]))
+            s["runs"] += [dict(r, run=i) for r in rec["runs"]]
+    res = dict(
+        device=parts[0]["device"],
+        threads=parts[0]["threads"],
+        runs=[{k: p[k] for k in ("commit", "command", "wall_s")} for p in parts],
+        markov=dict({k: first[k] for k in keep}, seeds=[seeds[k] for k in sorted(seeds)]),
+    )
+    text = json.dumps(res, indent=1)
+    if out:
+        with open(out, "w") as fh:
+            fh.write(text + "\n")
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("markov", "guidance", "all"), default="all")
@@ -332,6 +366,11 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--n-layers", type=int, default=4)
     ap.add_argument("--sample-steps", default="10,50,200")
+    ap.add_argument(
+        "--skip-samplers",
+        default="renoise",
+        help="samplers left out (GSFM's predict-and-renoise does not sample the joint law)",
+    )
     ap.add_argument("--guide-methods", default="dfm-masked,gsfm")
     ap.add_argument("--guide-gen", type=int, default=300)
     ap.add_argument("--guide-steps", type=int, default=50)
@@ -344,7 +383,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--combine", nargs="+", default=None, help="merge markov files into --out")
     a = ap.parse_args(argv)
+    if a.combine:
+        combine(a.combine, a.out)
+        return
     a.seeds_list = [int(s) for s in a.seeds.split(",")]
     torch.set_num_threads(a.threads)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout

@@ -150,18 +150,44 @@ def summarize(rows):
 
 
 def combine(files, out=None):
-    """Merge the rows of several result files (runs split for CPU time) into one file."""
-    parts = []
+    """Merge the rows of several result files (runs split for CPU time) into one file.
+
+    A file is one run (``command``, ``commit``, ...) or an earlier combined file (its
+    ``runs``; a row without ``run`` belongs to the first of its runs whose ``ks`` holds its
+    K).  A (K, seed) row of a later file replaces an earlier one; every row keeps the index
+    of its run in ``runs``, and runs left without rows are dropped.
+    """
+    runs, rows = [], {}
+    keys = ("command", "commit", "wall_s", "settings")
     for f in files:
         with open(f) as fh:
-            parts.append(json.load(fh))
-    rows = sorted((r for p in parts for r in p["rows"]), key=lambda r: (r["K"], r["seed"]))
+            part = json.load(fh)
+        part_runs = part["runs"] if "runs" in part else [{k: part[k] for k in keys}]
+        base = len(runs)
+        runs += part_runs
+        for r in part["rows"]:
+            if "run" in r and "runs" in part:
+                i = base + r["run"]
+            elif "runs" in part:
+                i = base + next(
+                    j
+                    for j, pr in enumerate(part_runs)
+                    if str(r["K"]) in str(pr["settings"]["ks"]).split(",")
+                )
+            else:
+                i = base
+            rows[(r["K"], r["seed"])] = dict(r, run=i)
+    used = sorted({r["run"] for r in rows.values()})
+    renum = {old: new for new, old in enumerate(used)}
+    rows = sorted(
+        (dict(r, run=renum[r["run"]]) for r in rows.values()), key=lambda r: (r["K"], r["seed"])
+    )
     res = dict(
-        runs=[{k: p[k] for k in ("command", "commit", "wall_s", "settings")} for p in parts],
+        runs=[runs[i] for i in used],
         device="cpu",
-        threads=parts[0]["threads"],
-        python=parts[0]["python"],
-        torch=parts[0]["torch"],
+        threads=1,
+        python=platform.python_version(),
+        torch=torch.__version__,
         summary=summarize(rows),
         rows=rows,
     )

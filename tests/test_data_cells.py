@@ -87,10 +87,11 @@ def test_connect_hands_the_model_coupling_to_the_loader(small_adata):
     connect(model, in_workers)
     assert in_workers.coupling is model.coupling
     assert bool(next(iter(in_workers.train_dataloader()))["paired"])
-    # chained trajectories (the default spline interpolant) couple in the step
+    # chained trajectories (the default spline interpolant) are chained in the loader too
     chained = CellDynamicsDataModule(small_adata, num_workers=1, **kw)
-    connect(CellFlowMatching(dim=10, hidden=(8,), interpolant="spline"), chained)
-    assert chained.coupling is None
+    connect(CellFlowMatching(dim=10, hidden=(8,)), chained)
+    batch = next(iter(chained.train_dataloader()))
+    assert batch["paired"] == "chains" and batch["traj"].shape == (5, 8, 10)
     # a collective (global DDP) coupling stays in the training step
     global_model = CellFlowMatching(dim=10, method="ot-cfm", hidden=(8,), global_coupling=True)
     in_step = CellDynamicsDataModule(small_adata, num_workers=0, **kw)

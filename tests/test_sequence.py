@@ -79,6 +79,20 @@ def test_samples_on_simplex_and_decoded(tiny_model):
     assert len(seqs) == 8 and all(len(s) == 12 and set(s) <= set("ACGT") for s in seqs)
 
 
+def test_default_sampler_is_the_gsfm_ode(tiny_model):
+    # the ODE is the default; predict-and-renoise (not a joint-law sampler) only by name
+    assert tiny_model.samplers == ("euler", "renoise")
+    a = tiny_model.sample_simplex(4, steps=5, generator=torch.Generator().manual_seed(0))
+    b = tiny_model.sample_simplex(
+        4, steps=5, generator=torch.Generator().manual_seed(0), method="euler"
+    )
+    c = tiny_model.sample_simplex(
+        4, steps=5, generator=torch.Generator().manual_seed(0), method="renoise"
+    )
+    assert torch.equal(a, b)
+    assert ((c == 0) | (c == 1)).all() and not ((a == 0) | (a == 1)).all()
+
+
 def _reward_g(onehot):  # hand-made reward: the number of "G"s (letter 2)
     return onehot[..., 2].sum(-1)
 
@@ -109,7 +123,11 @@ def test_renoise_guidance_raises_rewarded_letter_and_stays_valid(tiny_model):
     assert _g_share(free) < 0.4 and _g_share(guided) > _g_share(free) + 0.3
     assert len(guided) == 64 and all(len(s) == 12 and set(s) <= set("ACGT") for s in guided)
     x = tiny_model.sample_simplex(
-        5, steps=3, guidance=_reward_g, generator=torch.Generator().manual_seed(0)
+        5,
+        steps=3,
+        guidance=_reward_g,
+        generator=torch.Generator().manual_seed(0),
+        method="renoise",
     )
     assert set(x.unique().tolist()) <= {0.0, 1.0} and torch.equal(x.sum(-1), torch.ones(5, 12))
 

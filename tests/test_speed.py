@@ -16,9 +16,11 @@ import pytest
 import torch
 
 import bioflow
-from bioflow.core import ExactOTCoupling, SinkhornCoupling
+from bioflow.core import ExactOTCoupling, GibbsWeightCoupling, SinkhornCoupling
 from bioflow.core.couplings.batched import couple_many
 from bioflow.core.couplings.distributed import GlobalCoupling
+from bioflow.core.couplings.gibbs import gibbs_weights
+from bioflow.core.couplings.trajectory import chain_couplings
 from bioflow.data import CellDynamicsDataModule
 from bioflow.data.backed import H5Rows
 from bioflow.data.streams import prefetch, sample_without_replacement
@@ -91,7 +93,7 @@ def test_prefetched_stream_equals_plain_stream(small_adata):
         dm = CellDynamicsDataModule(
             small_adata, time_key="time", use_rep="X_pca", batch_size=32, steps_per_epoch=4
         )
-        dm.coupling = ExactOTCoupling()
+        dm.set_coupling(ExactOTCoupling())
         loader = dm.train_dataloader()
         loader.dataset.prefetch = depth
         return list(loader)
@@ -113,6 +115,91 @@ def test_couple_many_same_in_threads_and_serial():
             assert torch.equal(ca.index1, cb.index1)
     with pytest.raises(ValueError, match="as many problems"):
         couple_many(ExactOTCoupling(), x0, x1[:2])
+
+
+# --- pairing in the loader ----------------------------------------------------------------
+def _serial_chains(coupling, points):
+    # the definition: each plan is solved on the batch as already re-ordered along the chains
+    chain, weight = [points[0]], torch.ones(points[0].shape[0])
+    for nxt in points[1:]:
+        cb = coupling(chain[-1], nxt)
+        chain.append(cb.x1)
+        weight = weight * (1 if cb.weight is None else cb.weight)
+    return torch.stack(chain), weight
+
+
+def test_composed_chains_equal_serial_chains():
+    g = torch.Generator().manual_seed(0)
+    points = [torch.randn(150, 5, generator=g) + k for k in range(5)]
+    ref, _ = _serial_chains(ExactOTCoupling(), points)
+    for parallel in (True, False):
+        traj, w = chain_couplings(ExactOTCoupling(), points, parallel=parallel)
+        assert w is None and torch.equal(traj, ref)
+    # every cell of every time is used once along the chains
+    for k in range(5):
+        assert torch.equal(traj[k][traj[k][:, 0].argsort()], points[k][points[k][:, 0].argsort()])
+    # weights (W-CFM's Gibbs kernel) follow the chains: the product of the chain's own pairs
+    traj, w = chain_couplings(GibbsWeightCoupling(), points, torch.Generator().manual_seed(1))
+    steps = [gibbs_weights(traj[k], traj[k + 1], 5**0.5) for k in range(4)]
+    assert torch.allclose(w, torch.stack(steps).prod(0))
+    # a coupling that draws rows (not a permutation) is chained one plan after another
+    traj, _ = chain_couplings(SinkhornCoupling(reg=0.5), points, torch.Generator().manual_seed(2))
+    assert traj.shape == (5, 150, 5)
+
+
+def _growth_adata(small_adata):
+    a = small_adata.copy()
+    a.obs["g"] = np.random.default_rng(0).normal(0.0, 0.5, a.n_obs).astype(np.float32)
+    return a
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # the default: OT-CFM with chained trajectories and the spline interpolant
+        {"method": "w-cfm", "interpolant": "spline"},
+        {"method": "sb-cfm"},
+        {"method": "sf2m"},
+        {"method": "ot-cfm", "growth": "unbalanced"},
+        {"method": "ot-cfm", "growth": "given"},
+    ],
+    ids=["ot-spline", "w-spline", "sb-linear", "sf2m", "unbalanced", "given"],
+)
+def test_loader_pairing_equals_the_in_step_pairing(small_adata, kwargs):
+    from bioflow.models import CellFlowMatching
+    from bioflow.tl._train import connect
+
+    growth_key = "g" if kwargs.get("growth") == "given" else None
+    adata = _growth_adata(small_adata) if growth_key else small_adata
+
+    def datamodule():
+        return CellDynamicsDataModule(
+            adata,
+            time_key="time",
+            use_rep="X_pca",
+            batch_size=24,
+            steps_per_epoch=3,
+            growth_key=growth_key,
+        )
+
+    torch.manual_seed(0)
+    model = CellFlowMatching(dim=10, hidden=(16,), **kwargs)
+    paired_dm, raw_dm = datamodule(), datamodule()
+    connect(model, paired_dm)
+    assert paired_dm.pairing is not None and not raw_dm.pairing
+    for paired, raw in zip(paired_dm.train_dataloader(), raw_dm.train_dataloader(), strict=True):
+        assert paired["paired"] == model.pairing.kind and "paired" not in raw
+        in_step = model.pairing(raw)
+        assert sorted(in_step) == sorted(paired)
+        for key, value in in_step.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, paired[key]), key
+        # the loss of the loader-paired batch is the loss the step computes from the raw one
+        torch.manual_seed(1)
+        a = model.compute_loss(paired).loss
+        torch.manual_seed(1)
+        b = model.compute_loss(raw).loss
+        assert torch.equal(a, b)
 
 
 # --- backed rows --------------------------------------------------------------------------
@@ -199,7 +286,7 @@ def test_compile_option_keeps_parameter_names(small_adata):
 _RANK_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np, torch, torch.distributed as dist
-    from bioflow.core import ExactOTCoupling, SinkhornCoupling
+    from bioflow.core import ExactOTCoupling, GibbsWeightCoupling, SinkhornCoupling
     from bioflow.core.couplings.distributed import GlobalCoupling
     rank, init, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bioflow.core.couplings.intervals import couple_intervals
+from bioflow.core.couplings.pairing import as_pairing
 from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata
 from bioflow.data.backed import H5adView
 from bioflow.data.builtin import is_builtin
@@ -97,9 +97,11 @@ class CellPairDataset(SeededBatchStream):
         Batches per epoch (per rank).
     seed
         Base seed; the shard and draws depend on it, the rank and the worker.
-    coupling
-        Optional coupling applied here (in the loader workers, overlapping the training
-        step) instead of in the model.
+    pairing
+        Optional :class:`~bioflow.core.couplings.pairing.BatchPairing` (or a bare
+        :class:`~bioflow.core.Coupling`, applied per interval) run on every batch here
+        (in the loader workers or prefetch thread, overlapping the training step) instead
+        of in the model.
     """
 
     def __init__(
@@ -108,7 +110,7 @@ class CellPairDataset(SeededBatchStream):
         batch_size: int = 256,
         steps_per_epoch: int = 100,
         seed: int = 0,
-        coupling=None,
+        pairing=None,
     ) -> None:
         super().__init__(steps_per_epoch, seed)
         if batch_size < 1:
@@ -121,7 +123,7 @@ class CellPairDataset(SeededBatchStream):
             else torch.from_numpy(series.growth * np.float32(series.spec.unit))
         )
         self.batch_size = batch_size
-        self.coupling = coupling
+        self.pairing = as_pairing(pairing)
         intervals = series.intervals()
         values = series.spec.clock_values
         self._t0 = torch.tensor([values[a] for a, _ in intervals], dtype=torch.float32)
@@ -160,8 +162,6 @@ class CellPairDataset(SeededBatchStream):
         if self.growth is not None:
             # Growth rates per unit of the model's clock.
             batch["g0"], batch["g1"] = self.growth[rows0], self.growth[rows1]
-        if self.coupling is not None:
-            batch = couple_intervals(self.coupling, batch, generator)
         return batch
 
 
@@ -192,8 +192,8 @@ class CellDynamicsDataModule(StreamDataModule):
     val_cells
         Cells per time in validation.
     num_workers
-        Loader workers (they run the coupling handed over by ``set_coupling``); without
-        workers a background thread makes and couples the next batches.
+        Loader workers (they run the pairing handed over by ``set_pairing``); without
+        workers a background thread makes and pairs the next batches.
     seed
         Seed of the draws.
     backed
@@ -272,7 +272,7 @@ class CellDynamicsDataModule(StreamDataModule):
         self.val_cells = val_cells
         self.num_workers = num_workers
         self.seed = seed
-        self.coupling = None  # see set_coupling
+        self.pairing = None  # see set_pairing
         self.val_series = None  # held-out cells for validation (split_series); else series
         self.predict_source_time = predict_source_time
         self.predict_target_time = predict_target_time
@@ -343,19 +343,32 @@ class CellDynamicsDataModule(StreamDataModule):
         """The data description, a plain dict (:class:`~bioflow.data.DataSpec`)."""
         return self.series.data_spec().to_dict()
 
-    def set_coupling(self, coupling) -> None:
-        """Couple every training batch with ``coupling`` in the loader (``None``: don't).
+    def set_pairing(self, pairing) -> None:
+        """Pair every training batch with ``pairing`` in the loader (``None``: don't).
 
-        ``tl.fit_dynamics`` and the CLI call it with the model's coupling, so the (CPU)
-        coupling runs in the loader (its workers, or its prefetch thread without workers)
-        and overlaps the training step; batches then arrive with ``"paired": True`` and
-        the model does not couple them again.
+        ``tl.fit_dynamics`` and the CLI call it with the model's ``loader_pairing`` (a
+        :class:`~bioflow.core.couplings.pairing.BatchPairing`), so the (CPU) coupling runs
+        in the loader (its workers, or its prefetch thread without workers) and overlaps
+        the training step; batches then arrive with ``"paired"`` set to the pairing's kind
+        and the model does not pair them again.
         """
-        self.coupling = coupling
+        self.pairing = as_pairing(pairing)
+
+    def set_coupling(self, coupling) -> None:
+        """Couple each interval of every training batch with ``coupling`` in the loader.
+
+        Shorthand for ``set_pairing(IntervalPairing(coupling))`` (``None``: don't).
+        """
+        self.set_pairing(coupling)
+
+    @property
+    def coupling(self):
+        """The coupling of the loader's pairing (``None`` without one)."""
+        return None if self.pairing is None else self.pairing.coupling
 
     def make_stream(self) -> CellPairDataset:
         return CellPairDataset(
-            self.series, self.batch_size, self.steps_per_epoch, self.seed, self.coupling
+            self.series, self.batch_size, self.steps_per_epoch, self.seed, self.pairing
         )
 
     def val_batches(self) -> list[dict]:

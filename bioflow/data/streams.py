@@ -41,7 +41,10 @@ class SeededBatchStream(IterableDataset):
 
     Without loader workers the next ``prefetch`` batches are made in a background thread
     (:func:`prefetch`) while the current training step runs; with ``pin_memory`` they are
-    page-locked for non-blocking copies to a GPU.  The shard (:meth:`shard`) is computed
+    page-locked for non-blocking copies to a GPU.  A ``pairing`` (a callable ``batch ->
+    batch``, e.g. a :class:`~bioflow.core.couplings.pairing.BatchPairing`) is applied to
+    each batch after its ``"seed"`` is set, in that thread or in the workers, so the
+    coupling of the next batch overlaps the current step.  The shard (:meth:`shard`) is computed
     once per ``(rank, world)``, so the per-batch cost does not grow with the data.
 
     Parameters
@@ -63,6 +66,8 @@ class SeededBatchStream(IterableDataset):
         self.prefetch = 2
         # page-lock batches for fast, non-blocking host-to-GPU copies (set for a GPU run)
         self.pin_memory = False
+        # callable batch -> batch run on each batch after its seed is set (None: none)
+        self.pairing: Callable[[dict], dict] | None = None
 
     def batch_seed(self, index: int, rank: int = 0) -> int:
         """Seed of global batch ``index`` on ``rank``."""
@@ -90,6 +95,8 @@ class SeededBatchStream(IterableDataset):
             seed = self.batch_seed(offset + i, rank)
             batch = self.make_batch(shard, torch.Generator().manual_seed(seed))
             batch["seed"] = seed
+            if self.pairing is not None:
+                batch = self.pairing(batch)
             if self.pin_memory:
                 batch = _pin(batch)
             yield batch
@@ -102,7 +109,7 @@ class SeededBatchStream(IterableDataset):
         it = self.batches(self.start_index, range(wid, self.steps_per_epoch, nw), rank, world)
         if info is None and self.prefetch > 0:
             # No loader workers: make the next batches (draws and, where the DataModule
-            # put it here, the CPU coupling) in a thread while the current step runs.
+            # put it here, the CPU pairing) in a thread while the current step runs.
             it = prefetch(it, self.prefetch)
         yield from it
 

@@ -14,9 +14,14 @@ from bioflow.core.couplings import (
     GlobalCoupling,
     IndependentCoupling,
     SinkhornCoupling,
-    couple_intervals,
 )
-from bioflow.core.couplings.trajectory import chain_couplings
+from bioflow.core.couplings.pairing import (
+    BatchPairing,
+    BridgePairing,
+    ChainPairing,
+    GrowthPairing,
+    IntervalPairing,
+)
 from bioflow.core.couplings.unbalanced import UnbalancedSinkhornCoupling
 from bioflow.core.losses import flow_matching_loss, velocity_mse
 from bioflow.core.paths import BrownianBridgePath, LinearPath, ProbabilityPath
@@ -289,26 +294,44 @@ class CellFlowMatching(FlowMatchingModule):
         return self.score_net(t, x)
 
     @property
-    def loader_coupling(self):
-        """The coupling the data loader may apply per interval (``None``: the model couples).
+    def pairing(self) -> BatchPairing:
+        """How a training batch is paired (a :class:`~bioflow.core.couplings.pairing.BatchPairing`).
 
-        Chained trajectories (spline), SF2M (per-interval regularisation) and growth
-        couple inside the step, so they offer none.
+        Chains of interval plans for ``interpolant="spline"``, per-interval bridge pairs
+        for ``sf2m``, pairs with growth targets with ``growth``, else each interval paired
+        with the model's coupling.  Its draws are seeded by ``batch["seed"]``, so a batch
+        is paired alike in the loader or in the step.
         """
-        if self.interpolant == "linear" and self.method != "sf2m" and self.growth is None:
-            return self.coupling
-        return None
+        if self.interpolant == "spline":
+            return ChainPairing(self.coupling)
+        if self.method == "sf2m":
+            inner = getattr(self.coupling, "coupling", self.coupling)
+            return BridgePairing(
+                self.path.g, self.hparams.sinkhorn_reg, getattr(inner, "num_iter", 1000)
+            )
+        if self.growth is not None:
+            return GrowthPairing(self.coupling, given=self.growth == "given")
+        return IntervalPairing(self.coupling)
+
+    @property
+    def loader_pairing(self) -> BatchPairing | None:
+        """The pairing the data loader may run ahead of the step (``None``: the step pairs).
+
+        ``None`` for a collective coupling (``global_coupling=True``), whose calls must be
+        made by every DDP rank in step.
+        """
+        return None if getattr(self.coupling, "collective", False) else self.pairing
 
     def compute_loss(self, batch: dict) -> LossOutput:
-        cpu_gen, dev_gen = batch_generators(batch, batch["x0"].device)
+        _, dev_gen = batch_generators(batch, batch["x0"].device)
+        # no-op on a batch the loader already paired
+        batch = self.pairing(batch)
         if self.interpolant == "spline":
-            return self._spline_loss(batch, cpu_gen, dev_gen)
+            return self._spline_loss(batch, dev_gen)
         if self.method == "sf2m":
-            return self._sf2m_loss(batch, cpu_gen, dev_gen)
+            return self._sf2m_loss(batch, dev_gen)
         if self.growth is not None:
-            return self._growth_loss(batch, cpu_gen, dev_gen)
-        if not batch.get("paired", False):
-            batch = couple_intervals(self.coupling, batch, cpu_gen)
+            return self._growth_loss(batch, dev_gen)
         x0, x1 = batch["x0"], batch["x1"]
         n_int, bsz, d = x0.shape
         t0 = batch["t0"].to(x0).repeat_interleave(bsz)
@@ -327,58 +350,28 @@ class CellFlowMatching(FlowMatchingModule):
         )
         return LossOutput(loss, batch_size=n_int * bsz)
 
-    def _spline_loss(self, batch: dict, cpu_gen, dev_gen) -> LossOutput:
-        # Points at each kept time: the first interval's sources, then every interval's
-        # targets (consecutive intervals share their middle time).
-        x0, x1 = batch["x0"], batch["x1"]
-        n_int, bsz, d = x0.shape
-        points = [x0[0], *[x1[i] for i in range(n_int)]]
-        knots = torch.cat([batch["t0"][:1], batch["t1"]]).to(x0)
-        traj, w = chain_couplings(self.coupling, points, cpu_gen)
+    def _spline_loss(self, batch: dict, dev_gen) -> LossOutput:
+        # The chains pass the first interval's sources, then every interval's targets
+        # (consecutive intervals share their middle time).
+        traj = batch["traj"]
+        knots = torch.cat([batch["t0"][:1], batch["t1"]]).to(traj)
         ps = SplinePath(self.path.sigma).sample(traj, knots, generator=dev_gen)
-        loss = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t, w)
-        return LossOutput(loss, batch_size=bsz)
+        loss = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t, batch.get("traj_weight"))
+        return LossOutput(loss, batch_size=traj.shape[1])
 
-    def _growth_loss(self, batch: dict, cpu_gen, dev_gen) -> LossOutput:
+    def _growth_loss(self, batch: dict, dev_gen) -> LossOutput:
+        # paired rows with their growth-rate targets (GrowthPairing)
         x0, x1 = batch["x0"], batch["x1"]
         n_int, bsz, d = x0.shape
-        if self.growth == "given" and "g0" not in batch:
-            raise ValueError(
-                "growth='given' needs per-cell growth rates in the batches: fit with "
-                "growth_key=<obs column> (bioflow.tl.fit_dynamics / CellDynamicsDataModule)"
-            )
-        xs0, xs1, t0s, t1s, gs0, gs1 = [], [], [], [], [], []
-        for i in range(n_int):
-            t0, t1 = batch["t0"][i].to(x0), batch["t1"][i].to(x0)
-            dt = t1 - t0
-            a, b = x0[i], x1[i]
-            if self.growth == "given":
-                g0, g1 = batch["g0"][i].to(x0), batch["g1"][i].to(x0)
-                # Each source stands for exp(g dt) descendants: re-sample in proportion.
-                w = torch.exp((g0 - g0.max()) * dt)
-                idx = torch.multinomial(w.cpu().double(), bsz, True, generator=cpu_gen)
-                idx = idx.to(x0.device)
-                cb = self.coupling(a[idx], b, generator=cpu_gen)
-                ga, gb = g0[idx][cb.index0], g1[cb.index1]
-            else:
-                cb = self.coupling(a, b, generator=cpu_gen)
-                rate = torch.log(cb.source_mass.clamp_min(1e-6)) / dt
-                ga = gb = rate[cb.index0]
-            xs0.append(cb.x0)
-            xs1.append(cb.x1)
-            gs0.append(ga)
-            gs1.append(gb)
-            t0s.append(t0.expand(cb.x0.shape[0]))
-            t1s.append(t1.expand(cb.x0.shape[0]))
         ps = self.path.sample(
-            torch.cat(xs0),
-            torch.cat(xs1),
-            t0=torch.cat(t0s),
-            t1=torch.cat(t1s),
+            x0.reshape(-1, d),
+            x1.reshape(-1, d),
+            t0=batch["t0"].to(x0).repeat_interleave(bsz),
+            t1=batch["t1"].to(x0).repeat_interleave(bsz),
             generator=dev_gen,
         )
         flow = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t)
-        g_target = (1 - ps.s) * torch.cat(gs0) + ps.s * torch.cat(gs1)
+        g_target = (1 - ps.s) * batch["rate0"].reshape(-1) + ps.s * batch["rate1"].reshape(-1)
         growth = (self.growth_net(ps.t, ps.x_t) - g_target).pow(2).mean()
         return LossOutput(
             flow + growth,
@@ -418,28 +411,15 @@ class CellFlowMatching(FlowMatchingModule):
         )
         return z[:, :-1], z[:, -1]
 
-    def _sf2m_loss(self, batch: dict, cpu_gen, dev_gen) -> LossOutput:
+    def _sf2m_loss(self, batch: dict, dev_gen) -> LossOutput:
+        # bridge pairs of every interval (BridgePairing)
         x0, x1 = batch["x0"], batch["x1"]
         n_int, bsz, d = x0.shape
-        xs0, xs1, t0s, t1s = [], [], [], []
-        for i in range(n_int):
-            dt = float(batch["t1"][i] - batch["t0"][i])
-            coupling = SinkhornCoupling(
-                reg=self.path.entropic_reg(dt)
-                if self.hparams.sinkhorn_reg is None
-                else self.hparams.sinkhorn_reg,
-                num_iter=self.coupling.num_iter,
-            )
-            cb = coupling(x0[i], x1[i], generator=cpu_gen)
-            xs0.append(cb.x0)
-            xs1.append(cb.x1)
-            t0s.append(batch["t0"][i].to(x0).expand(cb.x0.shape[0]))
-            t1s.append(batch["t1"][i].to(x0).expand(cb.x0.shape[0]))
         ps = self.path.sample(
-            torch.cat(xs0),
-            torch.cat(xs1),
-            t0=torch.cat(t0s),
-            t1=torch.cat(t1s),
+            x0.reshape(-1, d),
+            x1.reshape(-1, d),
+            t0=batch["t0"].to(x0).repeat_interleave(bsz),
+            t1=batch["t1"].to(x0).repeat_interleave(bsz),
             generator=dev_gen,
         )
         flow = velocity_mse(self.net(ps.t, ps.x_t), ps.u_t)

@@ -128,8 +128,9 @@ class SequenceFlow(FlowMatchingModule):
             ce = sequence_cross_entropy(logits, tokens)
         return LossOutput(loss, logs={"ce": ce}, batch_size=tokens.shape[0])
 
-    #: samplers of :meth:`sample_simplex`, the default first
-    samplers = ("renoise", "euler")
+    #: samplers of :meth:`sample_simplex`, the default first: the GSFM ODE; ``"renoise"``
+    #: only when asked for by name (it does not sample the joint law)
+    samplers = ("euler", "renoise")
 
     @torch.no_grad()
     def sample_simplex(
@@ -142,7 +143,7 @@ class SequenceFlow(FlowMatchingModule):
         n_guidance_samples: int = 8,
         generator: torch.Generator | None = None,
         batch_size: int = 4096,
-        method: str = "renoise",
+        method: str | None = None,
     ) -> Tensor:
         """Sample ``n`` sequences as points ``(n, L, K)`` on the simplex.
 
@@ -171,15 +172,23 @@ class SequenceFlow(FlowMatchingModule):
         batch_size
             Sequences integrated at once.
         method
-            ``"renoise"`` (default): predict-and-renoise -- at each step draw letters
-            ``k ~ p_theta(x_t)`` independently per position and redraw ``x`` on the path
-            from them with fresh Gumbel noise; returns one-hot letters.  It keeps
-            per-position laws but not the dependence between positions (it does not
-            sample the joint law; :class:`~bioflow.models.DiscreteFlow` does).  ``"euler"``: the
-            GSFM ODE (:func:`~bioflow.core.solvers.gumbel_softmax_ode`): the
-            path's marginal velocity with ``p_theta`` as the clean-letter posterior, from
-            the prior ``softmax(g / (beta tau_max))`` to the vertices; it carries the path's
-            marginals (toy KL: ``benchmarks/results/sequences_toy.json``).
+            ``"euler"`` (default, also ``None``): the GSFM ODE
+            (:func:`~bioflow.core.solvers.gumbel_softmax_ode`): the path's marginal velocity
+            with ``p_theta`` as the clean-letter posterior, integrated from the prior
+            ``softmax(g / (beta tau_max))`` to the vertices.  It transports the path's
+            marginals, i.e. it is the sampler GSFM is trained for (toy KL:
+            ``benchmarks/results/sequences_toy.json``).  ``"renoise"`` (only by name):
+            predict-and-renoise -- at each step draw letters ``k ~ p_theta(x_t)``
+            independently per position and redraw ``x`` on the path from them with fresh
+            Gumbel noise; returns one-hot letters.  It is not a sampler of the joint law:
+            every step draws the positions independently, and because the path's temperature
+            is an invertible rescaling ``x_t`` carries the same information at every ``t``,
+            so more steps only reach the fixed point of a chain of independent per-position
+            draws (it keeps per-position letter laws but loses the dependence between
+            positions; measured in ``benchmarks/results/sequences_markov.json``).  For
+            sequences whose positions depend on each other use
+            :class:`~bioflow.models.DiscreteFlow` (masked source, the default method of
+            ``tl.fit_sequence_flow``).
 
         Returns
         -------
@@ -187,6 +196,7 @@ class SequenceFlow(FlowMatchingModule):
             ``(n, L, K)``: one-hot letters (``"renoise"``) or points on the simplex
             (``"euler"``); decode with :meth:`decode`.
         """
+        method = self.samplers[0] if method is None else method
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         if steps < 1:

@@ -161,11 +161,14 @@ def fit_model(
 def connect(model, datamodule) -> None:
     """Wire a model to its DataModule before fitting, by explicit calls only.
 
-    A DataModule that offers ``set_coupling`` receives the model's ``coupling``, so the
-    (CPU) coupling runs in the loader, off the critical path: in its workers
-    (``num_workers > 0``) or, without workers, in the thread that prefetches the next
-    batches while the current step runs.  The coupling's compiled kernel is loaded here,
-    once, before any worker forks.  A collective coupling (``collective = True``, e.g.
+    A DataModule that offers ``set_pairing`` receives the model's ``loader_pairing`` (a
+    :class:`~bioflow.core.couplings.pairing.BatchPairing`: per-interval pairs, chained
+    trajectories, bridge pairs or pairs with growth targets), so the (CPU) coupling runs
+    in the loader, off the critical path: in its workers (``num_workers > 0``) or, without
+    workers, in the thread that prefetches the next batches while the current step runs.
+    A DataModule that offers only ``set_coupling`` receives the model's ``coupling``.  The
+    coupling's compiled kernel is loaded here, once, before any worker forks.  A
+    collective coupling (``collective = True``, e.g.
     :class:`~bioflow.core.couplings.distributed.GlobalCoupling`) stays in the training
     step, where every rank calls it in step.  Models never reach into the DataModule.
 
@@ -176,24 +179,19 @@ def connect(model, datamodule) -> None:
     datamodule
         The LightningDataModule it will be fitted on.
     """
-    if not hasattr(datamodule, "set_coupling"):
-        return
-    # A model may restrict what the loader does (e.g. chained couplings, SF2M and growth
-    # couple inside its step): ``loader_coupling`` is then None.
-    if hasattr(model, "loader_coupling"):
-        coupling = model.loader_coupling
-        if coupling is None:
-            datamodule.set_coupling(None)
+    if hasattr(datamodule, "set_pairing") and hasattr(model, "loader_pairing"):
+        handoff, offer = datamodule.set_pairing, model.loader_pairing
+    elif hasattr(datamodule, "set_coupling"):
+        handoff, offer = datamodule.set_coupling, getattr(model, "coupling", None)
+        if offer is None:
             return
     else:
-        coupling = getattr(model, "coupling", None)
-        if coupling is None:
-            return
-    if getattr(coupling, "collective", False):
-        datamodule.set_coupling(None)
         return
-    coupling.warmup()
-    datamodule.set_coupling(coupling)
+    if offer is None or getattr(offer, "collective", False):
+        handoff(None)
+        return
+    offer.warmup()
+    handoff(offer)
 
 
 def run_fit(trainer: L.Trainer, model, datamodule):

@@ -25,6 +25,7 @@ __getattr__, __dir__, __all__ = attach(
         "intervals",
         "mccann",
         "ot",
+        "pairing",
         "trajectory",
         "unbalanced",
     ],
@@ -46,6 +47,18 @@ __getattr__, __dir__, __all__ = attach(
         "mccann_interpolant": ".mccann",
         "GlobalCoupling": ".distributed",
         "chain_couplings": ".trajectory",
+        **dict.fromkeys(
+            [
+                "BatchPairing",
+                "BridgePairing",
+                "ChainPairing",
+                "GrowthPairing",
+                "IntervalPairing",
+                "as_pairing",
+                "pairing_generator",
+            ],
+            ".pairing",
+        ),
         **dict.fromkeys(["UnbalancedSinkhornCoupling", "unbalanced_plan"], ".unbalanced"),
     },
 )

@@ -54,7 +54,15 @@ class Coupling:
 
     ``x0`` has shape ``(n, *dims)`` and ``x1`` shape ``(m, *dims)``; the result has ``n``
     pairs (each source point is used once) unless the subclass says otherwise.
+
+    A subclass sets ``permutation_pairs = True`` when, for batches of equal size, its
+    pairs are a permutation (``index0 = arange(n)``, ``index1`` a permutation of
+    ``range(n)``) and the plan is equivariant under a re-ordering of the sources; then
+    the plans of a chain of time points can be solved independently and composed
+    (:func:`~bioflow.core.couplings.trajectory.chain_couplings`).
     """
+
+    permutation_pairs: bool = False
 
     def __call__(
         self, x0: Tensor, x1: Tensor, generator: torch.Generator | None = None
@@ -89,6 +97,8 @@ class IndependentCoupling(Coupling):
     >>> cb.x1.shape
     torch.Size([8, 2])
     """
+
+    permutation_pairs = True
 
     def pair(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> CoupledBatch:
         n, m = x0.shape[0], x1.shape[0]

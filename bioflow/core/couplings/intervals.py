@@ -13,8 +13,8 @@ def couple_intervals(
 ) -> dict:
     """Apply ``coupling`` to every interval of a batch of consecutive time points.
 
-    Used by the cell-dynamics model in its training step, or by the data loader workers
-    when the coupling is handed to the DataModule (``set_coupling``).
+    The work of :class:`~bioflow.core.couplings.pairing.IntervalPairing`, which runs in
+    the cell-dynamics model's training step or in the data loader (``set_pairing``).
 
     Parameters
     ----------

@@ -156,6 +156,8 @@ class ExactOTCoupling(Coupling):
     [1.0, 11.0]
     """
 
+    permutation_pairs = True
+
     def pair(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> CoupledBatch:
         n, m = x0.shape[0], x1.shape[0]
         if n == m:

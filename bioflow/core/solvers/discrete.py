@@ -100,7 +100,6 @@ def jump_sample(
         masked = x == path.mask_token if path.mask_token is not None else None
         if masked is not None and not masked.any():
             break
-        letters = draw(posterior(t.expand(n).to(dev), x))
         if sampler == "jump":
             p = float(path.jump_probability(t, s))
             move = torch.rand((n, L), generator=generator, device=dev) < p
@@ -109,8 +108,11 @@ def jump_sample(
         else:
             want = int(round(L * float(path.scheduler.kappa(s))))
             n_new = (want - (L - masked.sum(1))).clamp_min(0)  # (n,)
+            if not n_new.any():  # nothing is revealed in this step: no network call
+                continue
             score = torch.rand((n, L), generator=generator, device=dev).masked_fill(~masked, 2.0)
             rank = score.argsort(1).argsort(1)  # masked positions first, in random order
             move = masked & (rank < n_new.unsqueeze(1))
+        letters = draw(posterior(t.expand(n).to(dev), x))
         x = torch.where(move, letters, x)
     return x
