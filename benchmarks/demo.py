@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.add_argument("--n-cells", type=int, default=400)
     p.add_argument("--max-steps", type=int, default=600)
-    p.add_argument("--default-steps", type=int, default=4000)
+    p.add_argument("--default-steps", type=int, default=8000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--figure", default=None, help="copy the trajectories plot to this file")
     a = p.parse_args(argv)

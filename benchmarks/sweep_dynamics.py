@@ -50,6 +50,7 @@ CONFIGS = {
     "steps_1000": dict(max_steps=1000),
     "lr_3e-3_steps_4000": dict(lr=3e-3, max_steps=4000),
     "spline_lr_3e-3_steps_4000": dict(interpolant="spline", lr=3e-3, max_steps=4000),
+    "spline_lr_3e-3_steps_8000": dict(interpolant="spline", lr=3e-3, max_steps=8000),
     "steps_600_constant": dict(max_steps=600, lr_schedule="constant"),
     "sigma_0": dict(sigma=0.0),
     "sigma_0.2": dict(sigma=0.2),

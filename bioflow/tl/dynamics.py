@@ -81,7 +81,7 @@ def fit_dynamics(
     method: str = "ot-cfm",
     exclude_times: Sequence = (),
     time_bins: int | Sequence[float] | None = None,
-    max_steps: int = 4000,
+    max_steps: int = 8000,
     batch_size: int = 128,
     seed: int = 0,
     num_workers: int = 0,
@@ -783,7 +783,7 @@ def evaluate_holdout(
                 model = _fit_series(
                     sub,
                     method=method,
-                    max_steps=fit_args.get("max_steps", 4000),
+                    max_steps=fit_args.get("max_steps", 8000),
                     batch_size=fit_args.get("batch_size", 128),
                     seed=seed,
                     num_workers=fit_args.get("num_workers", 0),
