@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -293,14 +294,15 @@ class CellFlowMatching(FlowMatchingModule):
             raise ValueError(f"method={self.method!r} has no score head; fit method='sf2m'")
         return self.score_net(t, x)
 
-    @property
+    @functools.cached_property
     def pairing(self) -> BatchPairing:
         """How a training batch is paired (a :class:`~bioflow.core.couplings.pairing.BatchPairing`).
 
         Chains of interval plans for ``interpolant="spline"``, per-interval bridge pairs
         for ``sf2m``, pairs with growth targets with ``growth``, else each interval paired
         with the model's coupling.  Its draws are seeded by ``batch["seed"]``, so a batch
-        is paired alike in the loader or in the step.
+        is paired alike in the loader or in the step.  Built once (the coupling is fixed at
+        construction), not on every training step.
         """
         if self.interpolant == "spline":
             return ChainPairing(self.coupling)
