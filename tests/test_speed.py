@@ -358,3 +358,16 @@ def test_collective_couplings_stay_on_the_calling_thread():
     x = torch.randn(3, 200, 2)
     couple_many(Collective(), x, x, torch.Generator().manual_seed(0), parallel=True)
     assert seen == [threading.current_thread()] * 3
+
+
+def test_pairing_generator_checks_the_batch_seed():
+    from bioflow.core.couplings.pairing import pairing_generator
+
+    a = pairing_generator(7)
+    b = pairing_generator(torch.tensor(7))
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+    assert pairing_generator(None) is None
+    with pytest.raises(ValueError, match="batch seed"):
+        pairing_generator(1.5)
+    with pytest.raises(ValueError, match="shape"):
+        pairing_generator(torch.tensor([1, 2]))

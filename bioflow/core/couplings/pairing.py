@@ -16,6 +16,8 @@ batch it already paired returns it unchanged.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from bioflow.core.couplings.base import Coupling
@@ -24,14 +26,32 @@ from bioflow.core.couplings.ot import SinkhornCoupling
 from bioflow.core.couplings.trajectory import chain_couplings
 
 
-def pairing_generator(seed) -> torch.Generator | None:
+def pairing_generator(seed: int | torch.Tensor | None) -> torch.Generator | None:
     """CPU generator of a batch's pairing, seeded from ``batch["seed"]`` (``None``: none).
 
     The seed is mixed (an LCG step) so the pairing's draws do not reuse the stream that
     the model seeds from the same ``batch["seed"]`` for its path noise.
+
+    Parameters
+    ----------
+    seed
+        The batch's seed: an integer or a one-element integer tensor, or ``None``.
+
+    Returns
+    -------
+    torch.Generator or None
+        A CPU generator, or ``None`` when ``seed`` is ``None``.
     """
     if seed is None:
         return None
+    if isinstance(seed, torch.Tensor):
+        if seed.numel() != 1 or seed.is_floating_point():
+            raise ValueError(
+                f"batch seed must be one integer, got a tensor of shape {tuple(seed.shape)}"
+            )
+        seed = seed.item()
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"batch seed must be an integer, got {seed!r}")
     mixed = (int(seed) * 6364136223846793005 + 1442695040888963407) % (2**63)
     return torch.Generator().manual_seed(mixed)
 
