@@ -117,6 +117,31 @@ def test_couple_many_same_in_threads_and_serial():
         couple_many(ExactOTCoupling(), x0, x1[:2])
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_couple_many_in_a_forked_child_after_the_parent_used_the_pool():
+    # a loader worker is forked from a parent whose coupling pool already ran: the child
+    # inherits the pool object without its threads and must not wait on it forever
+    import multiprocessing as mp
+
+    x0, x1 = torch.randn(2, 130, 3), torch.randn(2, 130, 3) + 1
+    couple_many(ExactOTCoupling(), x0, x1, parallel=True)
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(
+        target=lambda: out.put(
+            [cb.index1.tolist() for cb in couple_many(ExactOTCoupling(), x0, x1, parallel=True)]
+        )
+    )
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("couple_many hung in a forked child")
+    assert out.get(timeout=5) == [
+        cb.index1.tolist() for cb in couple_many(ExactOTCoupling(), x0, x1, parallel=False)
+    ]
+
+
 # --- pairing in the loader ----------------------------------------------------------------
 def _serial_chains(coupling, points):
     # the definition: each plan is solved on the batch as already re-ordered along the chains
