@@ -23,6 +23,7 @@ from bioflow.core.couplings.gibbs import gibbs_weights
 from bioflow.core.couplings.trajectory import chain_couplings
 from bioflow.data import CellDynamicsDataModule
 from bioflow.data.backed import H5Rows
+from bioflow.data.draws import RowSets
 from bioflow.data.streams import prefetch, sample_without_replacement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,70 @@ def test_sample_without_replacement_is_uniform():
         counts[sample_without_replacement(m, n, gen).numpy()] += 1
     freq = counts / reps
     assert np.abs(freq - n / m).max() < 0.03, freq
+
+
+def test_row_sets_draw_distinct_rows_of_each_set_seeded_and_o_batch():
+    sets = RowSets([torch.arange(10), torch.arange(100, 103), torch.arange(10**7)])
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    out = sets.draw([0, 1, 0, 2], 5, g(0))
+    assert out.shape == (4, 5) and out.dtype == torch.int64
+    for row in (out[0], out[2], out[3]):  # sets of >= 5 rows: distinct
+        assert len(set(row.tolist())) == 5
+    assert bool((out[0] < 10).all()) and bool((out[3] < 10**7).all())
+    assert set(out[1].tolist()) <= {100, 101, 102}  # 3 rows for 5 draws: with replacement
+    assert not torch.equal(out[0], out[2])  # one draw per requested set
+    assert torch.equal(out, sets.draw([0, 1, 0, 2], 5, g(0)))
+    gen = g(0)
+    assert not torch.equal(sets.draw([2], 64, gen), sets.draw([2], 64, gen))  # state advances
+    t = time.perf_counter()
+    for _ in range(100):
+        sets.draw([2, 2, 2, 2], 1024, gen)
+    assert time.perf_counter() - t < 1.0  # O(batch) from a set of 10**7 rows
+    with pytest.raises(ValueError, match="at least one row"):
+        RowSets([torch.arange(3), torch.arange(0)])
+    with pytest.raises(ValueError, match=r"set indices must lie in \[0, 3\)"):
+        sets.draw([3], 2, g(0))
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        sets.draw([0], -1, g(0))
+
+
+def test_row_sets_draw_uniformly():
+    # every value with probability n / m, and every value equally likely at each position
+    m, n, reps = 12, 5, 6000
+    counts = np.zeros((n, m))
+    sets, gen = RowSets([np.arange(m)]), torch.Generator().manual_seed(3)
+    for _ in range(reps):
+        counts[np.arange(n), sets.draw([0], n, gen)[0].numpy()] += 1
+    assert np.abs(counts.sum(0) / reps - n / m).max() < 0.03
+    assert np.abs(counts / reps - 1 / m).max() < 0.02
+
+
+def test_chain_rows_pairs_consecutive_clouds_optimally():
+    from scipy.optimize import linear_sum_assignment
+
+    from bioflow.core.couplings.assignment import chain_rows
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(4, 60, 3)) + np.arange(4)[:, None, None]
+    rows = chain_rows(pts)
+    assert rows.shape == (4, 60) and np.array_equal(rows[0], np.arange(60))
+    for k in range(3):
+        assert sorted(rows[k + 1].tolist()) == list(range(60))
+        a, b = pts[k][rows[k]], pts[k + 1][rows[k + 1]]
+        cost = ((pts[k][:, None] - pts[k + 1][None]) ** 2).sum(-1)
+        best = cost[linear_sum_assignment(cost)].sum()
+        assert ((a - b) ** 2).sum() == pytest.approx(best, rel=1e-9)
+    # many dimensions take the matrix-product costs: the same chains
+    wide = rng.normal(size=(3, 40, 50)) + np.arange(3)[:, None, None]
+    ot = ExactOTCoupling()
+    by_products = ot.chain_rows(torch.from_numpy(wide)).numpy()
+    assert np.array_equal(by_products, chain_rows(wide))
+    bad = pts.copy()
+    bad[2, 5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        chain_rows(bad)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ot.chain_rows(torch.from_numpy(bad))
 
 
 # --- prefetching --------------------------------------------------------------------------
@@ -115,6 +180,31 @@ def test_couple_many_same_in_threads_and_serial():
             assert torch.equal(ca.index1, cb.index1)
     with pytest.raises(ValueError, match="as many problems"):
         couple_many(ExactOTCoupling(), x0, x1[:2])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_couple_many_in_a_forked_child_after_the_parent_used_the_pool():
+    # a loader worker is forked from a parent whose coupling pool already ran: the child
+    # inherits the pool object without its threads and must not wait on it forever
+    import multiprocessing as mp
+
+    x0, x1 = torch.randn(2, 130, 3), torch.randn(2, 130, 3) + 1
+    couple_many(ExactOTCoupling(), x0, x1, parallel=True)
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(
+        target=lambda: out.put(
+            [cb.index1.tolist() for cb in couple_many(ExactOTCoupling(), x0, x1, parallel=True)]
+        )
+    )
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("couple_many hung in a forked child")
+    assert out.get(timeout=5) == [
+        cb.index1.tolist() for cb in couple_many(ExactOTCoupling(), x0, x1, parallel=False)
+    ]
 
 
 # --- pairing in the loader ----------------------------------------------------------------

@@ -13,7 +13,8 @@ from bioflow.core.couplings.pairing import as_pairing
 from bioflow.data.anndata import cells_to_anndata, match_labels, read_adata
 from bioflow.data.backed import H5adView
 from bioflow.data.builtin import is_builtin
-from bioflow.data.streams import SeededBatchStream, StreamDataModule, draw_rows
+from bioflow.data.draws import RowSets
+from bioflow.data.streams import SeededBatchStream, StreamDataModule
 from bioflow.data.timecourse import CellTimeSeries, read_time_series
 
 
@@ -142,6 +143,18 @@ class CellPairDataset(SeededBatchStream):
             out[k] = torch.as_tensor(part if len(part) else idx)  # too few cells: share
         return out
 
+    def _row_sets(self, shard: dict[int, torch.Tensor]) -> tuple[RowSets, dict[int, int]]:
+        # built once per shard (O(cells)); later draws cost O(batch)
+        cached = self.__dict__.get("_row_sets_cache")
+        if cached is None or cached[0] is not shard:
+            index = {k: i for i, k in enumerate(shard)}
+            cached = self.__dict__["_row_sets_cache"] = (
+                shard,
+                RowSets(list(shard.values())),
+                index,
+            )
+        return cached[1], cached[2]
+
     def _rows(self, rows: torch.Tensor) -> torch.Tensor:
         if isinstance(self.x, torch.Tensor):
             return self.x[rows]
@@ -150,14 +163,19 @@ class CellPairDataset(SeededBatchStream):
 
     def make_batch(self, shard: dict[int, torch.Tensor], generator: torch.Generator) -> dict:
         intervals = self.series.intervals()
-        rows0 = torch.stack([draw_rows(shard[a], self.batch_size, generator) for a, _ in intervals])
-        rows1 = torch.stack([draw_rows(shard[b], self.batch_size, generator) for _, b in intervals])
+        times = [a for a, _ in intervals] + [b for _, b in intervals]
+        sets, index = self._row_sets(shard)
+        # every draw in one compiled call: this runs in the loader thread beside the step
+        rows = sets.draw([index[k] for k in times], self.batch_size, generator)
+        x = self._rows(rows)
+        n_int = len(intervals)
+        rows0, rows1 = rows[:n_int], rows[n_int:]
         batch = {
-            "x0": self._rows(rows0),
-            "x1": self._rows(rows1),
+            "x0": x[:n_int],
+            "x1": x[n_int:],
             "t0": self._t0,
             "t1": self._t1,
-            "rows": torch.cat([rows0.flatten(), rows1.flatten()]),
+            "rows": rows.reshape(-1),
         }
         if self.growth is not None:
             # Growth rates per unit of the model's clock.

@@ -53,6 +53,150 @@ def _auction(cost: np.ndarray, eps_start: float, eps_end: float, factor: float) 
         eps = max(eps / factor, eps_end)
 
 
+@numba.njit(cache=True, nogil=True)
+def _auction_many(costs: np.ndarray, rtol: float, factor: float) -> np.ndarray:
+    # solve_assignment on each costs[k] (same row reduction and eps schedule, so the same
+    # result), in one call that holds the GIL for none of it.  Row -1: a non-finite cost.
+    n_prob, n = costs.shape[0], costs.shape[1]
+    out = np.empty((n_prob, n), np.int64)
+    for k in range(n_prob):
+        c = costs[k].copy()
+        scale = 0.0
+        finite = True
+        for i in range(n):
+            low = c[i, 0]
+            for j in range(n):
+                if not np.isfinite(c[i, j]):
+                    finite = False
+                low = min(low, c[i, j])
+            for j in range(n):
+                c[i, j] -= low
+                scale = max(scale, float(c[i, j]))
+        if not finite:
+            out[k, :] = -1
+        elif scale == 0.0:
+            out[k, :] = np.arange(n)
+        else:
+            out[k, :] = _auction(c, scale / 4.0, rtol * scale / n, factor)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _chain_rows(points: np.ndarray, rtol: float, factor: float) -> np.ndarray:
+    # points (T, n, d): squared-distance costs of consecutive batches (by differences, so
+    # no centring is needed), each solved as in solve_assignment, composed along chains.
+    n_times, n, d = points.shape
+    rows = np.empty((n_times, n), np.int64)
+    for i in range(n):
+        rows[0, i] = i
+    c = np.empty((n, n))
+    for k in range(n_times - 1):
+        scale = 0.0
+        for i in range(n):
+            low = np.inf
+            for j in range(n):
+                acc = 0.0
+                for f in range(d):
+                    diff = float(points[k, i, f]) - float(points[k + 1, j, f])
+                    acc += diff * diff
+                c[i, j] = acc
+                low = min(low, acc)
+            for j in range(n):
+                c[i, j] -= low
+                scale = max(scale, c[i, j])
+        if scale == 0.0:
+            cols = np.arange(n)
+        else:
+            cols = _auction(c, scale / 4.0, rtol * scale / n, factor)
+        for i in range(n):
+            rows[k + 1, i] = cols[rows[k, i]]
+    return rows
+
+
+def chain_rows(points: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) -> np.ndarray:
+    """Exact-OT chains through ``T`` equal-size point clouds, in one compiled call.
+
+    Clouds ``k`` and ``k + 1`` are paired by the minimum squared-distance assignment
+    (solved as in :func:`solve_assignment`), and the pairings are composed: the chain
+    starting at row ``i`` of cloud 0 sits on row ``rows[k, i]`` of cloud ``k``.  The
+    costs are made inside the call from differences, which is fast for few dimensions
+    (``T n^2 d`` operations); nothing in it holds Python's GIL.
+
+    Parameters
+    ----------
+    points
+        Finite float array of shape ``(T, n, d)``, ``T >= 1``.
+    rtol, factor
+        As in :func:`solve_assignment`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``rows`` of shape ``(T, n)``, int64, ``rows[0] = arange(n)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bioflow.core.couplings.assignment import chain_rows
+    >>> pts = np.array([[[0.0], [5.0]], [[6.0], [1.0]], [[2.0], [7.0]]])
+    >>> chain_rows(pts).tolist()
+    [[0, 1], [1, 0], [0, 1]]
+    """
+    p = np.asarray(points)
+    if p.dtype not in (np.float32, np.float64):
+        p = p.astype(np.float64)
+    if p.ndim != 3 or p.shape[0] < 1:
+        raise ValueError(f"points must have shape (T >= 1, n, d), got {p.shape}")
+    if factor <= 1:
+        raise ValueError(f"factor must be > 1, got {factor}")
+    if not np.isfinite(p).all():
+        raise ValueError("points contain NaN or infinite values")
+    return _chain_rows(np.ascontiguousarray(p), float(rtol), float(factor))
+
+
+def solve_assignments(costs: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) -> np.ndarray:
+    """:func:`solve_assignment` on a stack of square cost matrices, in one compiled call.
+
+    The whole stack is solved without holding Python's GIL (a loader thread pairing the
+    next batch this way does not stall the training step's thread), with the result of
+    :func:`solve_assignment` on each matrix.
+
+    Parameters
+    ----------
+    costs
+        Finite costs of shape ``(K, n, n)`` (float32 stays float32, others become float64).
+    rtol, factor
+        As in :func:`solve_assignment`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``cols`` of shape ``(K, n)``: in problem ``k`` row ``i`` is assigned ``cols[k, i]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bioflow.core.couplings.assignment import solve_assignments
+    >>> c = np.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]])
+    >>> solve_assignments(np.stack([c, c.T])).tolist()
+    [[1, 0, 2], [1, 0, 2]]
+    """
+    c = np.asarray(costs)
+    if c.dtype not in (np.float32, np.float64):
+        c = c.astype(np.float64)
+    if c.ndim != 3 or c.shape[1] != c.shape[2]:
+        raise ValueError(f"costs must be a stack of square matrices (K, n, n), got {c.shape}")
+    if factor <= 1:
+        raise ValueError(f"factor must be > 1, got {factor}")
+    if c.shape[0] == 0 or c.shape[1] == 0:
+        return np.zeros(c.shape[:2], dtype=np.int64)
+    cols = _auction_many(np.ascontiguousarray(c), float(rtol), float(factor))
+    bad = np.flatnonzero(cols[:, 0] < 0)
+    if bad.size:
+        raise ValueError(f"costs[{int(bad[0])}] contains NaN or infinite values")
+    return cols
+
+
 def solve_assignment(cost: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) -> np.ndarray:
     """Minimum-cost perfect assignment of a square cost matrix.
 

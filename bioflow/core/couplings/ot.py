@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,12 +27,26 @@ def assignment_cost(x0: Tensor, x1: Tensor) -> np.ndarray:
     joint mean, which keeps the ``|a|^2 + |b|^2 - 2 a.b`` expansion accurate to float32
     rounding of the distances themselves; float64 inputs stay float64.
     """
-    a = x0.detach().reshape(x0.shape[0], -1)
-    b = x1.detach().reshape(x1.shape[0], -1)
+    return assignment_costs(x0[None], x1[None])[0]
+
+
+def assignment_costs(x0s: Tensor, x1s: Tensor) -> np.ndarray:
+    """:func:`assignment_cost` of ``K`` problems at once: ``(K, n, m)`` for ``(K, n, ...)``.
+
+    A fixed number of tensor operations whatever ``K`` (each releases and re-takes
+    Python's GIL, which is slow in a loader thread beside a busy training step), and the
+    same values as :func:`assignment_cost` on each problem.
+    """
+    a = x0s.detach().reshape(x0s.shape[0], x0s.shape[1], -1)
+    b = x1s.detach().reshape(x1s.shape[0], x1s.shape[1], -1)
     dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
     a, b = a.to("cpu", dtype), b.to("cpu", dtype)
-    center = torch.cat([a, b]).mean(0, keepdim=True)
-    return squared_distances(a - center, b - center).numpy()
+    center = torch.cat([a, b], 1).mean(1, keepdim=True)
+    a, b = a - center, b - center
+    d = torch.baddbmm(
+        (a * a).sum(2)[:, :, None] + (b * b).sum(2)[:, None, :], a, b.transpose(1, 2), alpha=-2.0
+    )
+    return d.clamp_min_(0.0).numpy()
 
 
 def _check_plan(plan: np.ndarray | Tensor, what: str) -> None:
@@ -137,6 +152,11 @@ def _rows_from_plan(plan: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.multinomial(p, 1, generator=generator).squeeze(1)
 
 
+# up to this many dimensions chained exact OT makes its costs inside the compiled solver
+# (T n^2 d operations, no GIL held); above it matrix products are cheaper
+CHAIN_MAX_DIM = 32
+
+
 class ExactOTCoupling(Coupling):
     """Exact minibatch OT pairs for squared Euclidean cost (OT-CFM).
 
@@ -173,12 +193,86 @@ class ExactOTCoupling(Coupling):
         i = torch.arange(n, device=x0.device)
         return CoupledBatch(x0=x0, x1=x1[j], index0=i, index1=j)
 
+    def assign_many(self, x0s: Sequence[Tensor], x1s: Sequence[Tensor]) -> Tensor:
+        """Optimal partners of ``K`` equal-size problems, solved in one compiled call.
+
+        The same pairs as ``self(x0s[k], x1s[k]).index1`` for each ``k``, with the Python
+        overhead of one problem and the GIL released throughout the solve.
+
+        Parameters
+        ----------
+        x0s, x1s
+            ``K`` sources and ``K`` targets, each ``(n, ...)`` with one ``n`` for all
+            (sequences of tensors or stacked ``(K, n, ...)`` tensors).
+
+        Returns
+        -------
+        Tensor
+            ``(K, n)`` int64 on the device of ``x1s[0]``: in problem ``k`` source ``i``
+            pairs with target ``out[k, i]``.
+        """
+        from bioflow.core.couplings.assignment import solve_assignments  # numba, on first use
+
+        if len(x0s) != len(x1s) or len(x0s) == 0:
+            raise ValueError(f"need as many sources as targets (>= 1), got {len(x0s)}, {len(x1s)}")
+        if not isinstance(x0s, Tensor) or not isinstance(x1s, Tensor):
+            sizes = {x.shape[0] for x in (*x0s, *x1s)}
+            if len(sizes) != 1:
+                raise ValueError(f"assign_many needs problems of one size, got {sorted(sizes)}")
+            x0s, x1s = torch.stack(list(x0s)), torch.stack(list(x1s))
+        elif x0s.shape[1] != x1s.shape[1]:
+            raise ValueError(
+                f"assign_many needs problems of one size, got {x0s.shape[1]} and {x1s.shape[1]}"
+            )
+        costs = assignment_costs(x0s, x1s)
+        try:
+            cols = solve_assignments(costs)
+        except ValueError as err:
+            raise ValueError("cannot couple batches with NaN or infinite values") from err
+        return torch.from_numpy(cols).to(x1s[0].device)
+
+    def chain_rows(self, points: Tensor) -> Tensor:
+        """Rows of the exact-OT chains through ``T`` equal-size batches ``(T, n, ...)``.
+
+        Batches ``k`` and ``k + 1`` are paired by exact OT and the pairings composed: the
+        chain starting at row ``i`` of batch 0 sits on row ``out[k, i]`` of batch ``k``.
+        Few dimensions (<= ``CHAIN_MAX_DIM``): costs and plans in one compiled call that
+        holds the GIL for none of it; more: the costs by matrix products, then the plans
+        (:meth:`assign_many`).
+
+        Returns
+        -------
+        Tensor
+            ``(T, n)`` int64 on the device of ``points``, ``out[0] = arange(n)``.
+        """
+        from bioflow.core.couplings.assignment import chain_rows  # numba, on first use
+
+        flat = points.detach().reshape(points.shape[0], points.shape[1], -1)
+        if flat.shape[-1] <= CHAIN_MAX_DIM:
+            arr = flat.to("cpu").numpy()
+            try:
+                rows = torch.from_numpy(chain_rows(arr))
+            except ValueError as err:
+                raise ValueError("cannot couple batches with NaN or infinite values") from err
+            return rows.to(points.device)
+        cols = self.assign_many(flat[:-1], flat[1:]).cpu()
+        rows = [torch.arange(flat.shape[1])]
+        for k in range(cols.shape[0]):
+            rows.append(cols[k][rows[-1]])
+        return torch.stack(rows).to(points.device)
+
     def warmup(self) -> None:
-        """Load the compiled assignment kernel (numba, cached on disk) for both cost dtypes."""
-        from bioflow.core.couplings.assignment import solve_assignment
+        """Load the compiled assignment kernels (numba, cached on disk) for both cost dtypes."""
+        from bioflow.core.couplings.assignment import (
+            chain_rows,
+            solve_assignment,
+            solve_assignments,
+        )
 
         for dtype in (np.float32, np.float64):
             solve_assignment(np.array([[0.0, 1.0], [1.0, 0.0]], dtype=dtype))
+            solve_assignments(np.array([[[0.0, 1.0], [1.0, 0.0]]], dtype=dtype))
+            chain_rows(np.array([[[0.0]], [[1.0]]], dtype=dtype))
 
 
 class SinkhornCoupling(Coupling):

@@ -150,7 +150,9 @@ class ChainPairing(BatchPairing):
         The interval coupling.
     parallel
         Solve the interval plans in parallel threads (``None``: where it pays; see
-        :func:`~bioflow.core.couplings.couple_many`).
+        :func:`~bioflow.core.couplings.couple_many`).  Exact OT ignores it: its plans
+        and chains are made in one compiled call
+        (:meth:`~bioflow.core.ExactOTCoupling.chain_rows`).
 
     Examples
     --------

@@ -28,9 +28,11 @@ def chain_couplings(
     When the coupling's pairs are a permutation (``coupling.permutation_pairs``, e.g.
     exact OT) and all batches have the same size, the chained plan between the re-ordered
     batch at ``k`` and the batch at ``k + 1`` is the plan between the batches as drawn,
-    re-ordered: the interval plans are then solved independently (in parallel threads
-    where :func:`~bioflow.core.couplings.couple_many` finds it worthwhile) and
-    composed along the chains.  Otherwise they are solved one after another.
+    re-ordered: the interval plans are then solved independently and composed along the
+    chains -- by exact OT all in one compiled call
+    (:meth:`~bioflow.core.ExactOTCoupling.chain_rows`), by other couplings in parallel
+    threads where :func:`~bioflow.core.couplings.couple_many` finds it worthwhile.
+    Otherwise they are solved one after another.
 
     Parameters
     ----------
@@ -42,7 +44,7 @@ def chain_couplings(
         Torch generator for couplings that sample.
     parallel
         Passed to :func:`~bioflow.core.couplings.couple_many` for the independent
-        interval plans (``None``: its default rule).
+        interval plans of a coupling without ``chain_rows`` (``None``: its default rule).
 
     Returns
     -------
@@ -88,6 +90,12 @@ def chain_couplings(
 def _composed_chains(coupling, points, generator, parallel):
     # Plan k pairs row r of points[k] with row index1[r] of points[k + 1]; the chain that
     # sits on row rows[i] of points[k] moves on to row index1[rows[i]].
+    chain_rows = getattr(coupling, "chain_rows", None)
+    if chain_rows is not None:  # exact OT: every plan in one compiled call
+        stacked = torch.stack(list(points))
+        rows = chain_rows(stacked)
+        steps = torch.arange(len(points), device=rows.device)[:, None]
+        return stacked[steps, rows], None
     plans = couple_many(coupling, points[:-1], points[1:], generator, parallel=parallel)
     rows = torch.arange(points[0].shape[0], device=points[0].device)
     chain, weight = [points[0]], None
