@@ -14,7 +14,8 @@ Part ``guidance``: STGFlow (target ``p(x) exp(gamma f(x))``) with a motif classi
 same task, per method and gamma; and, on protein-like sequences (a Markov chain over the 20
 amino acids), a regressor of the hydrophobic fraction: gamma vs guided mean vs diversity.
 
-    nice -n 10 python -m benchmarks.sequences --part markov \
+    nice -n 10 python -m benchmarks.sequences --part markov --train-steps 10000 \
+        --methods dfm-masked,peer,dfm-uniform,gsfm --jobs 2 \
         --out benchmarks/results/sequences_markov.json
     nice -n 10 python -m benchmarks.sequences --part guidance \
         --out benchmarks/results/sequences_guidance.json

@@ -12,6 +12,7 @@ from bioflow import metrics
 from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import mixture_path_loss
 from bioflow.core.paths import MixtureDiscretePath, PolynomialScheduler
+from bioflow.core.paths.discrete import stratified_times
 from bioflow.core.solvers import jump_sample
 from bioflow.data.sequences import encode
 from bioflow.datasets import MarkovMotif, markov_motif_sequences
@@ -132,6 +133,20 @@ def test_mixture_path_endpoints_schedule_and_velocity():
         MixtureDiscretePath(4, "gaussian")
     with pytest.raises(ValueError, match="exponent"):
         PolynomialScheduler(0.0)
+
+
+def test_stratified_times_cover_the_axis_and_are_each_uniform():
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([stratified_times(8, generator=g) for _ in range(4000)])  # (4000, 8)
+    assert ((draws >= 0) & (draws < 1)).all()
+    # one time in each eighth of [0, 1) in every batch
+    assert (draws.sort(1).values.mul(8).floor() == torch.arange(8.0)).all()
+    # yet each slot is U(0, 1): its mean is 1/2 and its quartiles are 1/4, 1/2, 3/4
+    assert torch.allclose(draws.mean(0), torch.full((8,), 0.5), atol=0.02)
+    q = torch.quantile(draws[:, 3], torch.tensor([0.25, 0.5, 0.75]))
+    assert torch.allclose(q, torch.tensor([0.25, 0.5, 0.75]), atol=0.03)
+    with pytest.raises(ValueError, match="n must be"):
+        stratified_times(0)
 
 
 def test_losses_hand_values_and_minimiser():

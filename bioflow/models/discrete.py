@@ -9,7 +9,12 @@ from torch import Tensor
 
 from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import DISCRETE_LOSSES, mixture_path_loss
-from bioflow.core.paths.discrete import DISCRETE_SOURCES, MixtureDiscretePath, PolynomialScheduler
+from bioflow.core.paths.discrete import (
+    DISCRETE_SOURCES,
+    MixtureDiscretePath,
+    PolynomialScheduler,
+    stratified_times,
+)
 from bioflow.core.solvers.discrete import jump_sample
 from bioflow.metrics.sequence import kmer_distance, letter_frequencies, marginal_kl
 from bioflow.models.base import FlowMatchingModule, LossOutput, batch_generators, plain_spec
@@ -29,8 +34,10 @@ class DiscreteFlow(FlowMatchingModule):
     letter for ``source="uniform"``).  The network reads the one-hot ``x_t`` (``K + 1``
     channels with the mask, ``K`` without) and the time, and predicts the clean-letter
     posterior ``p_theta(x1_i | x_t)`` at every position; it is trained by cross-entropy (or
-    the generalised KL, :func:`~bioflow.core.losses.mixture_path_loss`) and sampled with the
-    jump sampler (:func:`~bioflow.core.solvers.jump_sample`).
+    the generalised KL, :func:`~bioflow.core.losses.mixture_path_loss`), with the times of a
+    batch spread evenly over ``[0, 1)``
+    (:func:`~bioflow.core.paths.discrete.stratified_times`), and sampled with the jump
+    sampler (:func:`~bioflow.core.solvers.jump_sample`).
 
     Which to use: ``source="mask"`` with the ``"stratified"`` sampler is bioflow's default
     sequence model (it learns and samples the joint law of sequences; with an exact
@@ -145,7 +152,8 @@ class DiscreteFlow(FlowMatchingModule):
         x1 = batch["tokens"].long()
         _, gen = batch_generators(batch, x1.device)
         x0 = self.path.source_sample(*x1.shape, generator=gen, device=x1.device)
-        ps = self.path.sample(x0, x1, generator=gen)
+        t = stratified_times(x1.shape[0], generator=gen, device=x1.device)
+        ps = self.path.sample(x0, x1, t, generator=gen)
         loss = mixture_path_loss(self(ps.t, ps.x_t), ps, self.path, self.loss_kind)
         return LossOutput(loss, batch_size=x1.shape[0])
 
