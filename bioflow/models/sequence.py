@@ -185,7 +185,7 @@ class SequenceFlow(FlowMatchingModule):
             is an invertible rescaling ``x_t`` carries the same information at every ``t``,
             so more steps only reach the fixed point of a chain of independent per-position
             draws (it keeps per-position letter laws but loses the dependence between
-            positions; measured in ``benchmarks/results/sequences_markov.json``).  For
+            positions; ``benchmarks/sequences.py --skip-samplers none`` measures it).  For
             sequences whose positions depend on each other use
             :class:`~bioflow.models.DiscreteFlow` (masked source, the default method of
             ``tl.fit_sequence_flow``).

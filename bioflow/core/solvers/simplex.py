@@ -91,8 +91,8 @@ def renoise_sample(
     the predicted law ``softmax(logits_fn(t_i, x))`` (or by ``draw``), and ``x`` is redrawn
     on the path at ``t_{i+1}`` from those letters with fresh Gumbel noise.  Every position
     is drawn independently from its own predicted law, so this is not a joint draw: it
-    keeps per-position letter laws but can lose the dependence between positions (measured
-    in ``benchmarks/results/sequences_markov.json``).  For joint structure use masked
+    keeps per-position letter laws but can lose the dependence between positions
+    (``benchmarks/sequences.py --skip-samplers none`` measures it).  For joint structure use masked
     discrete flow matching (the default method of ``tl.fit_sequence_flow``) or the GSFM ODE.
 
     Parameters
