@@ -111,6 +111,9 @@ def test_chain_rows_pairs_consecutive_clouds_optimally():
     ot = ExactOTCoupling()
     by_products = ot.chain_rows(torch.from_numpy(wide)).numpy()
     assert np.array_equal(by_products, chain_rows(wide))
+    # large batches solve each interval in its own thread: the same chains
+    big = rng.normal(size=(3, 520, 2)) + np.arange(3)[:, None, None]
+    assert np.array_equal(ot.chain_rows(torch.from_numpy(big)).numpy(), chain_rows(big))
     bad = pts.copy()
     bad[2, 5, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):

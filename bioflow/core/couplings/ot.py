@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -157,6 +158,23 @@ def _rows_from_plan(plan: Tensor, generator: torch.Generator | None) -> Tensor:
 CHAIN_MAX_DIM = 32
 
 
+def _chain_rows_threaded(points: np.ndarray, chain_rows) -> np.ndarray:
+    # Large batches: each interval's plan in its own thread (the kernel holds no GIL),
+    # then composed; small ones: one call, as a thread hand-off costs more than it saves.
+    from bioflow.core.couplings.batched import PARALLEL_MIN_SIZE, _pool
+
+    n_times, n = points.shape[0], points.shape[1]
+    if n_times < 3 or n * n < 16 * PARALLEL_MIN_SIZE or (os.cpu_count() or 1) < 2:
+        return chain_rows(points)
+    futures = [_pool().submit(chain_rows, points[k : k + 2]) for k in range(n_times - 1)]
+    cols = [f.result()[1] for f in futures]
+    rows = np.empty((n_times, n), dtype=np.int64)
+    rows[0] = np.arange(n)
+    for k, c in enumerate(cols):
+        rows[k + 1] = c[rows[k]]
+    return rows
+
+
 class ExactOTCoupling(Coupling):
     """Exact minibatch OT pairs for squared Euclidean cost (OT-CFM).
 
@@ -237,7 +255,8 @@ class ExactOTCoupling(Coupling):
         Batches ``k`` and ``k + 1`` are paired by exact OT and the pairings composed: the
         chain starting at row ``i`` of batch 0 sits on row ``out[k, i]`` of batch ``k``.
         Few dimensions (<= ``CHAIN_MAX_DIM``): costs and plans in one compiled call that
-        holds the GIL for none of it; more: the costs by matrix products, then the plans
+        holds the GIL for none of it (from batches of 512 on, one call per interval in
+        parallel threads); more: the costs by matrix products, then the plans
         (:meth:`assign_many`).
 
         Returns
@@ -251,10 +270,10 @@ class ExactOTCoupling(Coupling):
         if flat.shape[-1] <= CHAIN_MAX_DIM:
             arr = flat.to("cpu").numpy()
             try:
-                rows = torch.from_numpy(chain_rows(arr))
+                rows = _chain_rows_threaded(arr, chain_rows)
             except ValueError as err:
                 raise ValueError("cannot couple batches with NaN or infinite values") from err
-            return rows.to(points.device)
+            return torch.from_numpy(rows).to(points.device)
         cols = self.assign_many(flat[:-1], flat[1:]).cpu()
         rows = [torch.arange(flat.shape[1])]
         for k in range(cols.shape[0]):
