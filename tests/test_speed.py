@@ -195,16 +195,22 @@ def test_couple_many_in_a_forked_child_after_the_parent_used_the_pool():
     couple_many(ExactOTCoupling(), x0, x1, parallel=True)
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    child = ctx.Process(
-        target=lambda: out.put(
-            [cb.index1.tolist() for cb in couple_many(ExactOTCoupling(), x0, x1, parallel=True)]
-        )
-    )
+
+    def work():
+        torch.set_num_threads(1)  # as a DataLoader worker does: OpenMP does not survive fork
+        try:
+            pairs = couple_many(ExactOTCoupling(), x0, x1, parallel=True)
+            out.put([cb.index1.tolist() for cb in pairs])
+        except BaseException as err:  # reported to the parent
+            out.put(repr(err))
+
+    child = ctx.Process(target=work)
     child.start()
     child.join(timeout=30)
     if child.is_alive():
         child.kill()
         pytest.fail("couple_many hung in a forked child")
+    assert child.exitcode == 0, f"the forked child died (exit code {child.exitcode})"
     assert out.get(timeout=5) == [
         cb.index1.tolist() for cb in couple_many(ExactOTCoupling(), x0, x1, parallel=False)
     ]
