@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import bioflow
+from bioflow.tl.dynamics import FIT_MAX_STEPS
 
 
 def run(
@@ -24,7 +25,7 @@ def run(
     *,
     n_cells_per_time: int = 400,
     max_steps: int = 600,
-    default_steps: int = 8000,
+    default_steps: int = FIT_MAX_STEPS,
     batch_size: int = 128,
     methods: tuple[str, ...] = ("ot-cfm", "i-cfm", "sb-cfm", "w-cfm", "sf2m"),
     seed: int = 0,
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--default-steps",
         type=int,
-        default=8000,
+        default=FIT_MAX_STEPS,
         help="training steps of the default model fitted on all days",
     )
     p.add_argument("--batch-size", type=int, default=128, help="cells per day per step")

@@ -143,15 +143,19 @@ class CellPairDataset(SeededBatchStream):
             out[k] = torch.as_tensor(part if len(part) else idx)  # too few cells: share
         return out
 
-    def _row_sets(self, shard: dict[int, torch.Tensor]) -> tuple[RowSets, dict[int, int]]:
-        # built once per shard (O(cells)); later draws cost O(batch)
+    def _row_sets(self, shard: dict[int, torch.Tensor]) -> tuple[RowSets, np.ndarray]:
+        # The shard's row sets and which of them each batch draws from (the sources of
+        # every interval, then the targets), built once per shard (O(cells)); each draw
+        # then costs O(batch).
         cached = self.__dict__.get("_row_sets_cache")
         if cached is None or cached[0] is not shard:
             index = {k: i for i, k in enumerate(shard)}
+            intervals = self.series.intervals()
+            which = np.array([index[a] for a, _ in intervals] + [index[b] for _, b in intervals])
             cached = self.__dict__["_row_sets_cache"] = (
                 shard,
                 RowSets(list(shard.values())),
-                index,
+                which,
             )
         return cached[1], cached[2]
 
@@ -162,13 +166,11 @@ class CellPairDataset(SeededBatchStream):
         return torch.from_numpy(flat).reshape(*rows.shape, flat.shape[-1])
 
     def make_batch(self, shard: dict[int, torch.Tensor], generator: torch.Generator) -> dict:
-        intervals = self.series.intervals()
-        times = [a for a, _ in intervals] + [b for _, b in intervals]
-        sets, index = self._row_sets(shard)
+        sets, which = self._row_sets(shard)
         # every draw in one compiled call: this runs in the loader thread beside the step
-        rows = sets.draw([index[k] for k in times], self.batch_size, generator)
+        rows = sets.draw(which, self.batch_size, generator)
         x = self._rows(rows)
-        n_int = len(intervals)
+        n_int = len(which) // 2
         rows0, rows1 = rows[:n_int], rows[n_int:]
         batch = {
             "x0": x[:n_int],

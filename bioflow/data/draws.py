@@ -109,8 +109,8 @@ class RowSets:
             Torch CPU generator.
         """
         which = np.asarray(which, dtype=np.int64).reshape(-1)
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"n must be >= 0 (an integer), got {n!r}")
         if which.size and (which.min() < 0 or which.max() >= len(self.sizes)):
             raise ValueError(f"set indices must lie in [0, {len(self.sizes)}), got {which}")
         seed = int(torch.randint(2**62, (1,), generator=generator))

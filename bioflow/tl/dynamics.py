@@ -19,6 +19,11 @@ from bioflow.models.dynamics import CFM_METHODS, CellFlowMatching
 from bioflow.tl._predicted import embedding_keys, predicted_anndata
 from bioflow.tl._train import check_validation, fit_model, record
 
+# the defaults of a cell-dynamics fit (chosen by benchmarks/results/dynamics_sweep.json),
+# shared by fit_dynamics, evaluate_holdout and the demo
+FIT_MAX_STEPS = 8000
+FIT_BATCH_SIZE = 128
+
 
 def _fit_series(
     series: CellTimeSeries,
@@ -81,8 +86,8 @@ def fit_dynamics(
     method: str = "ot-cfm",
     exclude_times: Sequence = (),
     time_bins: int | Sequence[float] | None = None,
-    max_steps: int = 8000,
-    batch_size: int = 128,
+    max_steps: int = FIT_MAX_STEPS,
+    batch_size: int = FIT_BATCH_SIZE,
     seed: int = 0,
     num_workers: int = 0,
     growth_key: str | None = None,
@@ -783,8 +788,8 @@ def evaluate_holdout(
                 model = _fit_series(
                     sub,
                     method=method,
-                    max_steps=fit_args.get("max_steps", 8000),
-                    batch_size=fit_args.get("batch_size", 128),
+                    max_steps=fit_args.get("max_steps", FIT_MAX_STEPS),
+                    batch_size=fit_args.get("batch_size", FIT_BATCH_SIZE),
                     seed=seed,
                     num_workers=fit_args.get("num_workers", 0),
                     model_kwargs=model_kwargs,

@@ -54,30 +54,29 @@ def _auction(cost: np.ndarray, eps_start: float, eps_end: float, factor: float) 
 
 
 @numba.njit(cache=True, nogil=True)
+def _reduce_and_solve(c: np.ndarray, rtol: float, factor: float) -> np.ndarray:
+    # Row reduction (in place) leaves the optimal assignment unchanged and sets the scale
+    # of eps; then the auction down to eps_end = rtol * scale / n.
+    n = c.shape[0]
+    scale = 0.0
+    for i in range(n):
+        low = c[i, 0]
+        for j in range(1, n):
+            low = min(low, c[i, j])
+        for j in range(n):
+            c[i, j] -= low
+            scale = max(scale, float(c[i, j]))
+    if scale == 0.0:
+        return np.arange(n)
+    return _auction(c, scale / 4.0, rtol * scale / n, factor)
+
+
+@numba.njit(cache=True, nogil=True)
 def _auction_many(costs: np.ndarray, rtol: float, factor: float) -> np.ndarray:
-    # solve_assignment on each costs[k] (same row reduction and eps schedule, so the same
-    # result), in one call that holds the GIL for none of it.  Row -1: a non-finite cost.
-    n_prob, n = costs.shape[0], costs.shape[1]
-    out = np.empty((n_prob, n), np.int64)
-    for k in range(n_prob):
-        c = costs[k].copy()
-        scale = 0.0
-        finite = True
-        for i in range(n):
-            low = c[i, 0]
-            for j in range(n):
-                if not np.isfinite(c[i, j]):
-                    finite = False
-                low = min(low, c[i, j])
-            for j in range(n):
-                c[i, j] -= low
-                scale = max(scale, float(c[i, j]))
-        if not finite:
-            out[k, :] = -1
-        elif scale == 0.0:
-            out[k, :] = np.arange(n)
-        else:
-            out[k, :] = _auction(c, scale / 4.0, rtol * scale / n, factor)
+    # every costs[k] solved in one call that holds the GIL for none of it
+    out = np.empty((costs.shape[0], costs.shape[1]), np.int64)
+    for k in range(costs.shape[0]):
+        out[k, :] = _reduce_and_solve(costs[k].copy(), rtol, factor)
     return out
 
 
@@ -86,31 +85,61 @@ def _chain_rows(points: np.ndarray, rtol: float, factor: float) -> np.ndarray:
     # points (T, n, d): squared-distance costs of consecutive batches (by differences, so
     # no centring is needed), each solved as in solve_assignment, composed along chains.
     n_times, n, d = points.shape
-    rows = np.empty((n_times, n), np.int64)
-    for i in range(n):
-        rows[0, i] = i
+    cols = np.empty((n_times - 1, n), np.int64)
     c = np.empty((n, n))
     for k in range(n_times - 1):
-        scale = 0.0
         for i in range(n):
-            low = np.inf
             for j in range(n):
                 acc = 0.0
                 for f in range(d):
                     diff = float(points[k, i, f]) - float(points[k + 1, j, f])
                     acc += diff * diff
                 c[i, j] = acc
-                low = min(low, acc)
-            for j in range(n):
-                c[i, j] -= low
-                scale = max(scale, c[i, j])
-        if scale == 0.0:
-            cols = np.arange(n)
-        else:
-            cols = _auction(c, scale / 4.0, rtol * scale / n, factor)
+        cols[k, :] = _reduce_and_solve(c, rtol, factor)
+    return _compose(cols)
+
+
+@numba.njit(cache=True, nogil=True)
+def _compose(cols: np.ndarray) -> np.ndarray:
+    n = cols.shape[1]
+    rows = np.empty((cols.shape[0] + 1, n), np.int64)
+    for i in range(n):
+        rows[0, i] = i
+    for k in range(cols.shape[0]):
         for i in range(n):
-            rows[k + 1, i] = cols[rows[k, i]]
+            rows[k + 1, i] = cols[k, rows[k, i]]
     return rows
+
+
+def compose_assignments(cols: np.ndarray) -> np.ndarray:
+    """Chains through ``T`` batches from the ``T - 1`` assignments between consecutive ones.
+
+    Parameters
+    ----------
+    cols
+        ``(T - 1, n)`` integers: in step ``k`` row ``i`` of batch ``k`` is assigned row
+        ``cols[k, i]`` of batch ``k + 1`` (each row a permutation of ``range(n)``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``rows`` of shape ``(T, n)``, int64: the chain starting at row ``i`` of batch 0
+        sits on row ``rows[k, i]`` of batch ``k`` (``rows[0] = arange(n)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bioflow.core.couplings.assignment import compose_assignments
+    >>> compose_assignments(np.array([[1, 0], [1, 0]])).tolist()
+    [[0, 1], [1, 0], [0, 1]]
+    """
+    c = np.asarray(cols)
+    if c.ndim != 2 or not np.issubdtype(c.dtype, np.integer):
+        raise ValueError(f"cols must be a 2-d integer array (T - 1, n), got {c.dtype} {c.shape}")
+    n = c.shape[1]
+    if c.size and not (np.sort(c, axis=1) == np.arange(n)).all():
+        raise ValueError("every row of cols must be a permutation of range(n)")
+    return _compose(np.ascontiguousarray(c, dtype=np.int64))
 
 
 def chain_rows(points: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) -> np.ndarray:
@@ -188,13 +217,14 @@ def solve_assignments(costs: np.ndarray, rtol: float = 1e-9, factor: float = 8.0
         raise ValueError(f"costs must be a stack of square matrices (K, n, n), got {c.shape}")
     if factor <= 1:
         raise ValueError(f"factor must be > 1, got {factor}")
+    finite = np.isfinite(c).reshape(c.shape[0], -1).all(1)
+    if not finite.all():
+        raise ValueError(
+            f"costs[{int(np.flatnonzero(~finite)[0])}] contains NaN or infinite values"
+        )
     if c.shape[0] == 0 or c.shape[1] == 0:
         return np.zeros(c.shape[:2], dtype=np.int64)
-    cols = _auction_many(np.ascontiguousarray(c), float(rtol), float(factor))
-    bad = np.flatnonzero(cols[:, 0] < 0)
-    if bad.size:
-        raise ValueError(f"costs[{int(bad[0])}] contains NaN or infinite values")
-    return cols
+    return _auction_many(np.ascontiguousarray(c), float(rtol), float(factor))
 
 
 def solve_assignment(cost: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) -> np.ndarray:
@@ -237,13 +267,6 @@ def solve_assignment(cost: np.ndarray, rtol: float = 1e-9, factor: float = 8.0) 
         raise ValueError("cost contains NaN or infinite values")
     if factor <= 1:
         raise ValueError(f"factor must be > 1, got {factor}")
-    n = c.shape[0]
-    if n == 0:
+    if c.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    # Row reduction leaves the optimal assignment unchanged and sets the scale of eps.
-    c = c - c.min(axis=1, keepdims=True)
-    scale = float(c.max())
-    if scale == 0.0:
-        return np.arange(n)
-    eps_end = rtol * scale / n
-    return _auction(np.ascontiguousarray(c), scale / 4.0, eps_end, float(factor))
+    return _reduce_and_solve(np.array(c, order="C"), float(rtol), float(factor))

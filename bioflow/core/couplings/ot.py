@@ -158,23 +158,6 @@ def _rows_from_plan(plan: Tensor, generator: torch.Generator | None) -> Tensor:
 CHAIN_MAX_DIM = 32
 
 
-def _chain_rows_threaded(points: np.ndarray, chain_rows) -> np.ndarray:
-    # Large batches: each interval's plan in its own thread (the kernel holds no GIL),
-    # then composed; small ones: one call, as a thread hand-off costs more than it saves.
-    from bioflow.core.couplings.batched import PARALLEL_MIN_SIZE, _pool
-
-    n_times, n = points.shape[0], points.shape[1]
-    if n_times < 3 or n * n < 16 * PARALLEL_MIN_SIZE or (os.cpu_count() or 1) < 2:
-        return chain_rows(points)
-    futures = [_pool().submit(chain_rows, points[k : k + 2]) for k in range(n_times - 1)]
-    cols = [f.result()[1] for f in futures]
-    rows = np.empty((n_times, n), dtype=np.int64)
-    rows[0] = np.arange(n)
-    for k, c in enumerate(cols):
-        rows[k + 1] = c[rows[k]]
-    return rows
-
-
 class ExactOTCoupling(Coupling):
     """Exact minibatch OT pairs for squared Euclidean cost (OT-CFM).
 
@@ -250,35 +233,53 @@ class ExactOTCoupling(Coupling):
         return torch.from_numpy(cols).to(x1s[0].device)
 
     def chain_rows(self, points: Tensor) -> Tensor:
-        """Rows of the exact-OT chains through ``T`` equal-size batches ``(T, n, ...)``.
+        """Rows of the exact-OT chains through ``T`` equal-size batches.
 
-        Batches ``k`` and ``k + 1`` are paired by exact OT and the pairings composed: the
-        chain starting at row ``i`` of batch 0 sits on row ``out[k, i]`` of batch ``k``.
-        Few dimensions (<= ``CHAIN_MAX_DIM``): costs and plans in one compiled call that
-        holds the GIL for none of it (from batches of 512 on, one call per interval in
-        parallel threads); more: the costs by matrix products, then the plans
+        Batches ``k`` and ``k + 1`` are paired by exact OT and the pairings composed
+        (:func:`~bioflow.core.couplings.assignment.compose_assignments`).  Few dimensions
+        (<= ``CHAIN_MAX_DIM``): costs and plans in one compiled call that holds the GIL for
+        none of it, or from batches of 512 on one such call per interval in parallel
+        threads; more dimensions: the costs by matrix products, then the plans
         (:meth:`assign_many`).
+
+        Parameters
+        ----------
+        points
+            Finite batches of shape ``(T, n, ...)``, ``T >= 1``.
 
         Returns
         -------
         Tensor
-            ``(T, n)`` int64 on the device of ``points``, ``out[0] = arange(n)``.
+            ``(T, n)`` int64 on the device of ``points``: the chain starting at row ``i`` of
+            batch 0 sits on row ``out[k, i]`` of batch ``k``.
         """
-        from bioflow.core.couplings.assignment import chain_rows  # numba, on first use
+        from bioflow.core.couplings.assignment import (  # numba, on first use
+            chain_rows,
+            compose_assignments,
+        )
+        from bioflow.core.couplings.batched import PARALLEL_MIN_SIZE, _pool
 
+        if points.dim() < 2 or points.shape[0] < 1:
+            raise ValueError(f"points must have shape (T >= 1, n, ...), got {tuple(points.shape)}")
         flat = points.detach().reshape(points.shape[0], points.shape[1], -1)
-        if flat.shape[-1] <= CHAIN_MAX_DIM:
+        n_times, n = flat.shape[0], flat.shape[1]
+        if flat.shape[-1] > CHAIN_MAX_DIM:
+            cols = np.zeros((0, n), dtype=np.int64)
+            if n_times > 1:
+                cols = self.assign_many(flat[:-1], flat[1:]).cpu().numpy()
+            rows = compose_assignments(cols)
+        else:
             arr = flat.to("cpu").numpy()
-            try:
-                rows = _chain_rows_threaded(arr, chain_rows)
-            except ValueError as err:
-                raise ValueError("cannot couple batches with NaN or infinite values") from err
-            return torch.from_numpy(rows).to(points.device)
-        cols = self.assign_many(flat[:-1], flat[1:]).cpu()
-        rows = [torch.arange(flat.shape[1])]
-        for k in range(cols.shape[0]):
-            rows.append(cols[k][rows[-1]])
-        return torch.stack(rows).to(points.device)
+            if not np.isfinite(arr).all():
+                raise ValueError("cannot couple batches with NaN or infinite values")
+            # a thread hand-off costs more than it saves on small batches
+            threaded = n_times > 2 and n * n >= 16 * PARALLEL_MIN_SIZE and (os.cpu_count() or 1) > 1
+            if not threaded:
+                rows = chain_rows(arr)
+            else:
+                jobs = [_pool().submit(chain_rows, arr[k : k + 2]) for k in range(n_times - 1)]
+                rows = compose_assignments(np.stack([job.result()[1] for job in jobs]))
+        return torch.from_numpy(rows).to(points.device)
 
     def warmup(self) -> None:
         """Load the compiled assignment kernels (numba, cached on disk) for both cost dtypes."""

@@ -21,7 +21,12 @@ from bioflow.core.paths.base import ProbabilityPath
 DISCRETE_SOURCES = ("mask", "uniform")
 
 
-def stratified_times(n: int, *, generator=None, device=None) -> Tensor:
+def stratified_times(
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """``n`` times in ``[0, 1)``, one in each interval ``[i / n, (i + 1) / n)``, shuffled.
 
     ``t_i = (u + i) / n`` for a single ``u ~ U(0, 1)``, in random order: each ``t_i`` is
@@ -48,8 +53,8 @@ def stratified_times(n: int, *, generator=None, device=None) -> Tensor:
     >>> [int(v) for v in (t.sort().values * 4).floor()]
     [0, 1, 2, 3]
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be >= 1 (an integer), got {n!r}")
     u = torch.rand(1, generator=generator, device=device)
     t = (u + torch.arange(n, device=device, dtype=torch.float32)) / n
     return t[torch.randperm(n, generator=generator, device=device)]
