@@ -13,7 +13,7 @@ from bioflow.core.guidance import STGuidance
 from bioflow.core.losses import mixture_path_loss
 from bioflow.core.paths import MixtureDiscretePath, PolynomialScheduler
 from bioflow.core.paths.discrete import stratified_times
-from bioflow.core.solvers import jump_sample
+from bioflow.core.solvers import gibbs_moves, jump_sample
 from bioflow.data.sequences import encode
 from bioflow.datasets import MarkovMotif, markov_motif_sequences
 from bioflow.io import load_model
@@ -54,7 +54,8 @@ def tv(x, p):
 
 
 @pytest.mark.parametrize(
-    "source,sampler", [("mask", "stratified"), ("mask", "jump"), ("uniform", "jump")]
+    "source,sampler",
+    [("mask", "stratified"), ("mask", "corrected"), ("mask", "jump"), ("uniform", "jump")],
 )
 def test_exact_posterior_sampler_converges_to_the_joint_law(source, sampler):
     p = _joint()
@@ -73,9 +74,33 @@ def test_exact_posterior_sampler_converges_to_the_joint_law(source, sampler):
     assert err[1] > 0.3
     assert err[1] > err[4] > err[40]
     assert err[40] < floor + 0.03, (err, floor)
-    if sampler == "stratified":  # steps >= L: one position at a time, exact
+    if sampler != "jump":  # steps >= L: one position at a time, exact
         x = jump_sample(post, path, path.source_sample(N, L), steps=L, sampler=sampler, generator=g)
         assert tv(x, p) < floor + 0.02
+
+
+def test_gibbs_moves_with_the_exact_posterior_reach_the_joint_law_from_a_wrong_start():
+    # start far from the law (one jump step: every position independent) and let the Gibbs
+    # corrector alone carry the draws to the joint law; a biased move (e.g. one that kept a
+    # letter's old value or drew from the marginal) would stay off by far more than the floor
+    p = _joint(3)
+    N = 6000
+    g = torch.Generator().manual_seed(4)
+    path = MixtureDiscretePath(K, "mask")
+    post = exact_posterior(path, p)
+    floor = tv(ALL[torch.multinomial(p, N, replacement=True, generator=g)], p)
+    start = jump_sample(post, path, path.source_sample(N, L), steps=1, generator=g)
+    assert tv(start, p) > 0.3
+    keep = start.clone()
+    x = gibbs_moves(post, path, start, 150, generator=g)
+    assert torch.equal(start, keep)  # the input is not modified
+    assert tv(x, p) < floor + 0.03, (tv(x, p), floor)
+    with pytest.raises(ValueError, match="mask token"):
+        gibbs_moves(post, path, path.source_sample(2, L), 1)
+    with pytest.raises(ValueError, match="moves"):
+        gibbs_moves(post, path, start[:2], -1)
+    with pytest.raises(ValueError, match="masked source"):
+        gibbs_moves(post, MixtureDiscretePath(K, "uniform"), start[:2], 1)
 
 
 def test_guided_exact_sampler_reaches_the_tilted_law_of_independent_positions():

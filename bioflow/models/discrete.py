@@ -121,7 +121,7 @@ class DiscreteFlow(FlowMatchingModule):
     @property
     def samplers(self) -> tuple[str, ...]:
         """Samplers of :meth:`sample_tokens`, the default first."""
-        return ("stratified", "jump") if self.path.source == "mask" else ("jump",)
+        return ("stratified", "corrected", "jump") if self.path.source == "mask" else ("jump",)
 
     def forward(self, t: Tensor, x_t: Tensor) -> Tensor:
         """Clean-letter logits ``(n, L, K)`` at times ``t`` ``(n,)``, states ``x_t`` ``(n, L)``."""
@@ -195,8 +195,9 @@ class DiscreteFlow(FlowMatchingModule):
         batch_size
             Sequences sampled at once.
         method
-            ``"stratified"`` (the default with the masked source) or ``"jump"`` (see
-            :func:`~bioflow.core.solvers.jump_sample`).
+            ``"stratified"`` (the default with the masked source), ``"corrected"``
+            (masked source: stratified, then ``steps - L`` single-site Gibbs moves) or
+            ``"jump"`` (see :func:`~bioflow.core.solvers.jump_sample`).
 
         Returns
         -------

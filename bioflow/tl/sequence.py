@@ -166,8 +166,10 @@ def sample_sequences(
         Class (or output) rewarded when ``guidance`` is a predictor.
     method
         The sampler; ``None``: the model's default (``model.samplers[0]``).
-        :class:`~bioflow.models.DiscreteFlow`: ``"stratified"`` (masked source, default)
-        or ``"jump"``; :class:`~bioflow.models.SequenceFlow`: its samplers (see
+        :class:`~bioflow.models.DiscreteFlow`: ``"stratified"`` (masked source, default),
+        ``"corrected"`` (masked source: stratified, then single-site Gibbs moves with the
+        network calls left over when ``steps > L``) or ``"jump"``;
+        :class:`~bioflow.models.SequenceFlow`: its samplers (see
         :meth:`~bioflow.models.SequenceFlow.sample_simplex`).
     seed
         Random seed.

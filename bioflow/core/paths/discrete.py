@@ -87,6 +87,10 @@ class PolynomialScheduler:
         """``kappa(t)``, same shape as ``t``."""
         return torch.as_tensor(t, dtype=torch.float32).clamp(0, 1) ** self.exponent
 
+    def time_of(self, kappa: Tensor | float) -> Tensor:
+        """The time ``t`` with ``kappa(t) = kappa`` (``kappa`` in ``[0, 1]``), same shape."""
+        return torch.as_tensor(kappa, dtype=torch.float32).clamp(0, 1) ** (1 / self.exponent)
+
     def dkappa(self, t: Tensor | float) -> Tensor:
         """``d kappa / dt``, same shape as ``t``."""
         t = torch.as_tensor(t, dtype=torch.float32).clamp(0, 1)

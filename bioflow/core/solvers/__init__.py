@@ -2,7 +2,7 @@
 sampler, categorical draws."""
 
 from bioflow.core.solvers.categorical import sample_categorical
-from bioflow.core.solvers.discrete import jump_sample
+from bioflow.core.solvers.discrete import gibbs_moves, jump_sample
 from bioflow.core.solvers.ode import ODE_METHODS, integrate
 from bioflow.core.solvers.simplex import (
     gumbel_softmax_ode,
@@ -15,6 +15,7 @@ __all__ = [
     "ODE_METHODS",
     "gumbel_softmax_ode",
     "integrate",
+    "gibbs_moves",
     "jump_sample",
     "project_simplex",
     "renoise_sample",

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from bioflow.core.solvers.categorical import sample_categorical
 
-JUMP_SAMPLERS = ("jump", "stratified")
+JUMP_SAMPLERS = ("jump", "stratified", "corrected")
 
 
 def jump_sample(
@@ -42,6 +42,15 @@ def jump_sample(
     unmaskings, and with ``steps >= L`` it unmasks one position at a time, an exact
     any-order autoregressive draw of the joint law when the posterior is exact.
 
+    ``"corrected"`` (masked source only): ``"stratified"`` with ``min(steps, L)`` steps, then
+    the remaining ``steps - L`` network calls as single-site Gibbs corrector moves on the
+    finished sequences: each move masks one uniformly chosen position of every sequence and
+    redraws it from the posterior given all the other letters.  A Gibbs move leaves the
+    joint law invariant when the posterior is exact; with a learned posterior it re-draws
+    each letter from its full-context conditional, the best-learned one, which repairs
+    letters drawn early from little context (e.g. a motif left one letter short).  Every
+    sampler makes at most ``steps`` network calls.
+
     Parameters
     ----------
     posterior
@@ -52,9 +61,10 @@ def jump_sample(
     x0
         Source sequences ``(n, L)`` (``path.source_sample``).
     steps
-        Number of steps (>= 1) on a uniform time grid.
+        Number of steps (>= 1) on a uniform time grid (``"corrected"``: the total number
+        of network calls, ``min(steps, L)`` of them on the grid).
     sampler
-        ``"jump"`` or ``"stratified"``.
+        ``"jump"``, ``"stratified"`` or ``"corrected"``.
     draw
         ``draw(logits) -> letters (n, L)``; default: a categorical draw from the softmax
         (:func:`~bioflow.core.solvers.sample_categorical`).  Guidance passes
@@ -82,8 +92,8 @@ def jump_sample(
         raise ValueError(f"steps must be >= 1, got {steps}")
     if sampler not in JUMP_SAMPLERS:
         raise ValueError(f"sampler must be one of {JUMP_SAMPLERS}, got {sampler!r}")
-    if sampler == "stratified" and path.mask_token is None:
-        raise ValueError("the 'stratified' sampler needs the masked source; use 'jump'")
+    if sampler != "jump" and path.mask_token is None:
+        raise ValueError(f"the {sampler!r} sampler needs the masked source; use 'jump'")
     if x0.dim() != 2:
         raise ValueError(f"x0 must have shape (n, L), got {tuple(x0.shape)}")
     if draw is None:
@@ -94,8 +104,9 @@ def jump_sample(
     n, L = x0.shape
     dev = x0.device
     x = x0.clone()
-    ts = torch.linspace(0, 1, steps + 1)
-    for i in range(steps):
+    n_grid = min(steps, L) if sampler == "corrected" else steps
+    ts = torch.linspace(0, 1, n_grid + 1)
+    for i in range(n_grid):
         t, s = ts[i], ts[i + 1]
         masked = x == path.mask_token if path.mask_token is not None else None
         if masked is not None and not masked.any():
@@ -115,4 +126,78 @@ def jump_sample(
             move = masked & (rank < n_new.unsqueeze(1))
         letters = draw(posterior(t.expand(n).to(dev), x))
         x = torch.where(move, letters, x)
+    if sampler == "corrected" and steps > n_grid:
+        x = gibbs_moves(posterior, path, x, steps - n_grid, draw=draw, generator=generator)
+    return x
+
+
+def gibbs_moves(
+    posterior: Callable[[Tensor, Tensor], Tensor],
+    path,
+    x: Tensor,
+    moves: int,
+    *,
+    draw: Callable[[Tensor], Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Single-site Gibbs moves on finished sequences with a masked path's posterior.
+
+    Each move masks one uniformly chosen position per sequence and redraws it from
+    ``posterior(t, x_t)`` at that position, where ``t`` is the time at which one position
+    in ``L`` is still masked (``kappa(t) = (L - 1) / L``; the masked posterior depends on
+    the revealed letters only, the time merely matches what the network saw in training).
+    The move is the Gibbs update of the joint law, so it leaves that law invariant when the
+    posterior is exact.
+
+    Parameters
+    ----------
+    posterior
+        ``posterior(t, x_t)`` -> clean-letter logits ``(n, L, K)``.
+    path
+        A :class:`~bioflow.core.paths.MixtureDiscretePath` with the masked source.
+    x
+        Letters ``(n, L)`` (long, no mask token).
+    moves
+        Number of moves (network calls), ``>= 0``.
+    draw
+        ``draw(logits) -> letters (n, L)`` as in :func:`jump_sample`.
+    generator
+        Random generator.
+
+    Returns
+    -------
+    torch.Tensor
+        Letters ``(n, L)`` (long); ``x`` itself is not modified.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from bioflow.core.paths.discrete import MixtureDiscretePath
+    >>> path = MixtureDiscretePath(2, "mask")
+    >>> always_one = lambda t, x: torch.tensor([-9.0, 9.0]).expand(*x.shape, 2)
+    >>> gibbs_moves(always_one, path, torch.zeros(1, 3, dtype=torch.long), 60).tolist()
+    [[1, 1, 1]]
+    """
+    if path.mask_token is None:
+        raise ValueError("Gibbs moves need the masked source")
+    if x.dim() != 2 or bool((x == path.mask_token).any()):
+        raise ValueError(
+            f"x must be finished sequences (n, L) without the mask token, got {tuple(x.shape)}"
+        )
+    if moves < 0:
+        raise ValueError(f"moves must be >= 0, got {moves}")
+    if draw is None:
+
+        def draw(logits):
+            return sample_categorical(torch.softmax(logits, -1), generator=generator)
+
+    n, L = x.shape
+    t = path.scheduler.time_of((L - 1) / L).expand(n).to(x.device)
+    rows = torch.arange(n, device=x.device)
+    x = x.clone()
+    for _ in range(moves):
+        pos = torch.randint(0, L, (n,), generator=generator, device=x.device)
+        x_t = x.clone()
+        x_t[rows, pos] = path.mask_token
+        x[rows, pos] = draw(posterior(t, x_t))[rows, pos]
     return x
