@@ -21,7 +21,9 @@ amino acids), a regressor of the hydrophobic fraction: gamma vs guided mean vs d
     nice -n 10 python -m benchmarks.sequences --part markov --train-steps 10000 \
         --methods dfm-masked,peer,dfm-uniform,gsfm --jobs 2 \
         --out benchmarks/results/sequences_markov.json
-    nice -n 10 python -m benchmarks.sequences --part guidance \
+    nice -n 10 python -m benchmarks.sequences --part guidance --train-steps 500 \
+        --protein-train-steps 400 --clf-steps 150 --guide-gen 200 --guide-steps 32 \
+        --motif-gammas 0,1,2 --protein-gammas 0,8,16,32,64 \
         --out benchmarks/results/sequences_guidance.json
     python -m benchmarks.sequences --table benchmarks/results/sequences_markov.json
 
