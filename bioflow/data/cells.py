@@ -129,6 +129,7 @@ class CellPairDataset(SeededBatchStream):
         values = series.spec.clock_values
         self._t0 = torch.tensor([values[a] for a, _ in intervals], dtype=torch.float32)
         self._t1 = torch.tensor([values[b] for _, b in intervals], dtype=torch.float32)
+        self._row_sets_cache: tuple[dict, RowSets, np.ndarray] | None = None
 
     def shard(self, rank: int, world: int) -> dict[int, torch.Tensor]:
         """Cells of each kept time assigned to ``rank`` of ``world`` (disjoint across ranks)."""
@@ -147,17 +148,12 @@ class CellPairDataset(SeededBatchStream):
         # The shard's row sets and which of them each batch draws from (the sources of
         # every interval, then the targets), built once per shard (O(cells)); each draw
         # then costs O(batch).
-        cached = self.__dict__.get("_row_sets_cache")
-        if cached is None or cached[0] is not shard:
+        if self._row_sets_cache is None or self._row_sets_cache[0] is not shard:
             index = {k: i for i, k in enumerate(shard)}
             intervals = self.series.intervals()
             which = np.array([index[a] for a, _ in intervals] + [index[b] for _, b in intervals])
-            cached = self.__dict__["_row_sets_cache"] = (
-                shard,
-                RowSets(list(shard.values())),
-                which,
-            )
-        return cached[1], cached[2]
+            self._row_sets_cache = (shard, RowSets(list(shard.values())), which)
+        return self._row_sets_cache[1], self._row_sets_cache[2]
 
     def _rows(self, rows: torch.Tensor) -> torch.Tensor:
         if isinstance(self.x, torch.Tensor):

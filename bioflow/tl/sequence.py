@@ -52,8 +52,8 @@ def fit_sequence_flow(
     max_steps, batch_size, seed
         Training settings.  The default suits short runs; rare long-range patterns need
         many more steps (on the Markov + motif task of ``benchmarks/sequences.py`` a
-        planted 6-letter motif is still under-produced after 1500 steps, and reaches the
-        data's share within 0.03 on one of two seeds after 10000).
+        planted 6-letter motif is still under-produced after 1500 steps, and is within
+        0.015 of the data's share on both of two seeds after 10000).
     validation_fraction
         Share of the sequences held out of training; every 100 steps the loss on them and
         the marginal KL / 3-mer distance of fresh samples to them are recorded

@@ -13,12 +13,19 @@ from torch import Tensor
 from bioflow.core.couplings.base import CoupledBatch, Coupling
 
 
+def _stacked_squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    # (K, n, d), (K, m, d) -> (K, n, m) by |a|^2 + |b|^2 - 2 a.b, negatives from rounding at 0
+    d = torch.baddbmm(
+        (a * a).sum(2)[:, :, None] + (b * b).sum(2)[:, None, :], a, b.transpose(1, 2), alpha=-2.0
+    )
+    return d.clamp_min_(0.0)
+
+
 def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
     """Pairwise squared Euclidean distances ``(n, m)`` for inputs ``(n, ...)``, ``(m, ...)``."""
-    a = x0.reshape(x0.shape[0], -1)
-    b = x1.reshape(x1.shape[0], -1)
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return d.clamp_min_(0.0)
+    a = x0.reshape(1, x0.shape[0], -1)
+    b = x1.reshape(1, x1.shape[0], -1)
+    return _stacked_squared_distances(a, b)[0]
 
 
 def assignment_cost(x0: Tensor, x1: Tensor) -> np.ndarray:
@@ -43,11 +50,7 @@ def assignment_costs(x0s: Tensor, x1s: Tensor) -> np.ndarray:
     dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
     a, b = a.to("cpu", dtype), b.to("cpu", dtype)
     center = torch.cat([a, b], 1).mean(1, keepdim=True)
-    a, b = a - center, b - center
-    d = torch.baddbmm(
-        (a * a).sum(2)[:, :, None] + (b * b).sum(2)[:, None, :], a, b.transpose(1, 2), alpha=-2.0
-    )
-    return d.clamp_min_(0.0).numpy()
+    return _stacked_squared_distances(a - center, b - center).numpy()
 
 
 def _check_plan(plan: np.ndarray | Tensor, what: str) -> None:

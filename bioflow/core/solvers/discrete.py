@@ -12,6 +12,14 @@ from bioflow.core.solvers.categorical import sample_categorical
 JUMP_SAMPLERS = ("jump", "stratified", "corrected")
 
 
+def _categorical_draw(generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
+    # the samplers' default draw: a letter per position from the softmax of the logits
+    def draw(logits: Tensor) -> Tensor:
+        return sample_categorical(torch.softmax(logits, -1), generator=generator)
+
+    return draw
+
+
 def jump_sample(
     posterior: Callable[[Tensor, Tensor], Tensor],
     path,
@@ -96,11 +104,7 @@ def jump_sample(
         raise ValueError(f"the {sampler!r} sampler needs the masked source; use 'jump'")
     if x0.dim() != 2:
         raise ValueError(f"x0 must have shape (n, L), got {tuple(x0.shape)}")
-    if draw is None:
-
-        def draw(logits):
-            return sample_categorical(torch.softmax(logits, -1), generator=generator)
-
+    draw = _categorical_draw(generator) if draw is None else draw
     n, L = x0.shape
     dev = x0.device
     x = x0.clone()
@@ -186,11 +190,7 @@ def gibbs_moves(
         )
     if moves < 0:
         raise ValueError(f"moves must be >= 0, got {moves}")
-    if draw is None:
-
-        def draw(logits):
-            return sample_categorical(torch.softmax(logits, -1), generator=generator)
-
+    draw = _categorical_draw(generator) if draw is None else draw
     n, L = x.shape
     t = path.scheduler.time_of((L - 1) / L).expand(n).to(x.device)
     rows = torch.arange(n, device=x.device)
